@@ -1,0 +1,50 @@
+"""The two-stage matting network: low-resolution ViT -> region selection -> refiner with CRA -> paste."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import regions
+from .lowres import LowResNet
+from .refiner import Refiner
+
+
+class CramatteNet(nn.Module):
+    """forward(src, src_lr, k) -> alpha.
+
+    src:    [N, 3, H, W] full-resolution RGB in [0, 1] (display-referred sRGB), any H, W >= 8.
+    src_lr: [N, 3, h, w] the same frames resized to the internal resolution, h and w multiples of 32.
+    k:      int64 scalar, number of 8x8 regions refined per frame (clamped to the grid size).
+    Returns alpha [N, 1, H, W] in [0, 1]; with `return_aux=True`, a dict with the coarse logits at
+    strides 16, 8 and 4 of `src_lr`, the region indices and the unrefined (upsampled coarse) alpha.
+    """
+
+    def __init__(self, lowres: dict | None = None, refiner: dict | None = None):
+        super().__init__()
+        self.lowres = LowResNet(**(lowres or {}))
+        self.refiner = Refiner(**(refiner or {}))
+
+    def forward(self, src, src_lr, k, return_aux: bool = False):
+        h, w = src.shape[-2:]
+        pad_h, pad_w = (-h) % regions.REGION, (-w) % regions.REGION
+        x = F.pad(src, (0, pad_w, 0, pad_h), mode="replicate")
+        hp, wp = x.shape[-2:]
+        gh, gw = hp // regions.REGION, wp // regions.REGION
+
+        logits16, logits8, logits4 = self.lowres(src_lr)
+        # Upsample coarse alpha logit and p(unknown) to the frame, pad like the frame, pool p to the grid.
+        coarse = torch.cat([logits4[:, :1], logits4[:, 1:].softmax(1)[:, 1:2]], 1)
+        coarse = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+        coarse = F.pad(coarse, (0, pad_w, 0, pad_h), mode="replicate")
+        alpha_up = torch.sigmoid(coarse[:, :1])
+        p_unknown = F.avg_pool2d(coarse[:, 1:], regions.REGION)[:, 0]
+
+        idx, valid = regions.select(p_unknown, k)
+        ordinal, mask = regions.neighbours(idx, valid, gh, gw)
+        m = regions.MARGIN
+        patches = regions.crop(F.pad(torch.cat([x, alpha_up], 1), (m, m, m, m), mode="replicate"), idx, gw)
+        blocks = self.refiner(patches, ordinal, mask)
+        alpha = regions.paste(alpha_up, blocks, idx, valid)[..., :h, :w]
+        if not return_aux:
+            return alpha
+        return {"alpha": alpha, "coarse": alpha_up[..., :h, :w], "logits": (logits16, logits8, logits4),
+                "idx": idx, "valid": valid}

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from ..metrics import trimap_from_alpha
 from . import augment
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -58,14 +59,6 @@ def read_cutout(path):
         raise ValueError(f"{path} is not an RGBA image")
     scale = np.iinfo(img.dtype).max
     return cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB), img[..., 3].astype(np.float32) / scale
-
-
-def trimap_from_alpha(alpha: np.ndarray, kernel: int = 7) -> np.ndarray:
-    """0 background / 1 unknown / 2 foreground: unknown = dilate(alpha > 0) - erode(alpha == 1)."""
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
-    fg = cv2.erode((alpha >= 0.99).astype(np.uint8), k)
-    some = cv2.dilate((alpha > 0.01).astype(np.uint8), k)
-    return (some + fg).astype(np.int64)
 
 
 class MattingData(Dataset):

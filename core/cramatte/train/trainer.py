@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from ..model.configs import get_config
 from ..model.matting import CramatteNet
-from ..weights import save_model
+from ..checkpoint import save_model
 from .data import MattingData, ResumableSampler, find_cutouts, find_pairs
 from .losses import matting_loss
 
@@ -101,7 +101,7 @@ def train(opts: TrainOptions, log=print) -> Path:
     torch.manual_seed(opts.seed)
     model = CramatteNet(**cfg.arch)
     if opts.init_weights:
-        from ..weights import read_weights
+        from ..checkpoint import read_weights
         model.load_state_dict(read_weights(opts.init_weights)[0])
     elif opts.init_trunk:
         from ..model.trunk import load_onnx_trunk

@@ -1,0 +1,83 @@
+"""The public API: `Matter` turns frames into alpha mattes (and foreground colours on request)."""
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import frames as F
+from .backends import OnnxBackend, TorchBackend
+from .foreground import estimate_foreground
+from .model.configs import get_config
+
+BACKENDS = {"onnx": OnnxBackend, "torch": TorchBackend}
+
+
+def shipped_model(suffix: str = ".onnx") -> Path:
+    """Path of the model shipped with the package (`.onnx` or `.safetensors`)."""
+    path = Path(str(resources.files("cramatte") / "weights" / f"cramatte{suffix}"))
+    if not path.is_file():
+        raise FileNotFoundError(f"the shipped model {path} is missing; reinstall cramatte")
+    return path
+
+
+@dataclass
+class Matte:
+    """alpha: [H, W] (or [N, H, W]) float32 in [0, 1]. foreground: [..., H, W, 3] float32 in the input's
+    colour encoding, present when asked for."""
+    alpha: np.ndarray
+    foreground: np.ndarray | None = None
+
+    def rgba(self, premultiplied: bool = False) -> np.ndarray:
+        """[..., H, W, 4] float32 cut-out (needs the foreground)."""
+        if self.foreground is None:
+            raise ValueError("RGBA needs the foreground: call the Matter with foreground=True")
+        a = self.alpha[..., None]
+        return np.concatenate([self.foreground * a if premultiplied else self.foreground, a], -1)
+
+
+class Matter:
+    """Portrait matting from plain frames.
+
+    model:   path to a cramatte `.onnx` or `.safetensors` file; None for the shipped model.
+    config:  named configuration ("realtime" or "quality"): internal resolution and regions refined.
+    backend: "onnx" (default; needs a .onnx model) or "torch" (needs a .safetensors model).
+    device:  "auto", "cpu", "cuda", "tensorrt", "directml" or "coreml" (onnx), "auto"/"cpu"/"cuda" (torch).
+    threads: CPU threads for inference (None: the backend's default).
+    """
+
+    def __init__(self, model=None, config: str = "realtime", backend: str = "onnx", device: str = "auto",
+                 threads: int | None = None):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        self.config = get_config(config)
+        want = ".onnx" if backend == "onnx" else ".safetensors"
+        self.model_path = Path(model) if model is not None else shipped_model(want)
+        if self.model_path.suffix != want:
+            raise ValueError(f"the {backend} backend loads {want} files, got {self.model_path}")
+        self.backend = BACKENDS[backend](self.model_path, device, threads)
+
+    @property
+    def providers(self) -> list:
+        return list(self.backend.providers)
+
+    def __call__(self, frames: np.ndarray, colorspace: str = "srgb", foreground: bool = False) -> Matte:
+        """frames: [H, W, C] or [N, H, W, C], C = 3 (RGB) or 4 (RGBA; its alpha is ignored), uint8, uint16
+        or float32; colorspace "srgb" (display-referred) or "linear" (scene-linear Rec.709).
+        Returns a `Matte` shaped like the input (single frame -> [H, W] alpha)."""
+        batch, single = F.as_batch(frames)
+        rgb = F.to_model_rgb(batch, colorspace)
+        n, h, w, _ = rgb.shape
+        lh, lw = self.config.internal_size(h, w)
+        src = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))
+        src_lr = np.stack([cv2.resize(f, (lw, lh), interpolation=cv2.INTER_AREA) for f in rgb])
+        src_lr = np.ascontiguousarray(src_lr.transpose(0, 3, 1, 2))
+        alpha = self.backend(src, src_lr, self.config.regions(h, w))[:, 0]
+        fg = None
+        if foreground:
+            own = F.to_unit_float(batch)
+            fg = np.stack([estimate_foreground(f, a) for f, a in zip(own, alpha)])
+        if single:
+            return Matte(alpha[0], None if fg is None else fg[0])
+        return Matte(alpha, fg)

@@ -2,9 +2,8 @@
 import os
 from pathlib import Path
 
-os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr"}
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
@@ -27,8 +26,36 @@ def is_video(path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTS
 
 
+def read_exr(path) -> np.ndarray:
+    """HxW (single channel) or HxWx{3,4} float32 pixels of an OpenEXR file."""
+    import OpenEXR
+
+    try:
+        with OpenEXR.File(os.fspath(path)) as f:
+            channels = {name: ch.pixels for name, ch in f.channels().items()}
+    except Exception as e:  # OpenEXR raises RuntimeError and friends for corrupt files
+        raise ValueError(f"cannot read image {path} ({e})") from None
+    for name in ("RGBA", "RGB", "A", "Y"):
+        if name in channels:
+            return channels[name].astype(np.float32)
+    raise ValueError(f"{path} has no RGB, RGBA, A or Y channels (has {', '.join(channels)})")
+
+
+def write_exr(path, pixels: np.ndarray) -> None:
+    """Float EXR (ZIP): HxW as channel A (a matte), HxWx3 as RGB, HxWx4 as RGBA."""
+    import OpenEXR
+
+    name = {2: "A"}.get(pixels.ndim) or {3: "RGB", 4: "RGBA"}[pixels.shape[2]]
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, {name: np.ascontiguousarray(pixels, np.float32)}) as f:
+        f.write(os.fspath(path))
+
+
 def read_image(path) -> tuple:
     """(HxWx{3,4} RGB(A) array in its file's dtype, colorspace): EXR is float32 linear, others sRGB."""
+    if Path(path).suffix.lower() == ".exr":
+        img = read_exr(path)
+        return (np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img), "linear"
     img = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f"cannot read image {path} (missing, corrupt or unsupported format)")
@@ -36,10 +63,9 @@ def read_image(path) -> tuple:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
     else:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    linear = Path(path).suffix.lower() == ".exr"
     if img.dtype not in (np.uint8, np.uint16):
         img = img.astype(np.float32)
-    return img, "linear" if linear else "srgb"
+    return img, "srgb"
 
 
 def quantize(x: np.ndarray, depth: int) -> np.ndarray:
@@ -59,9 +85,10 @@ def write_image(path, pixels: np.ndarray, depth: int = 8, overwrite: bool = Fals
     path = Path(path)
     tmp = _reserve(path, overwrite)
     if path.suffix.lower() == ".exr":
-        data = pixels.astype(np.float32)
-    else:
-        data = quantize(pixels, depth)
+        write_exr(tmp, pixels)
+        tmp.replace(path)
+        return path
+    data = quantize(pixels, depth)
     if data.ndim == 3:
         data = cv2.cvtColor(data, cv2.COLOR_RGBA2BGRA if data.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     if not cv2.imwrite(os.fspath(tmp), data):

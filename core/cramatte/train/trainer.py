@@ -37,6 +37,7 @@ class TrainOptions:
     stage: str = "joint"
     workers: int = 1
     max_minutes: float = 0.0
+    stop_at: int = 0  # stop (checkpointed) after this step, to run a schedule in chunks
     checkpoint_every: int = 100
     init_trunk: str = ""
     init_weights: str = ""
@@ -131,7 +132,7 @@ def train(opts: TrainOptions, log=print) -> Path:
     bf16 = torch.autocast("cpu", dtype=torch.bfloat16) if not torch.cuda.is_available() else \
         torch.autocast("cuda", dtype=torch.bfloat16)
     it = iter(loader)
-    while step < opts.steps:
+    while step < (min(opts.steps, opts.stop_at) if opts.stop_at else opts.steps):
         if opts.max_minutes and time.time() - start > opts.max_minutes * 60:
             log(f"time limit reached at step {step}")
             break
@@ -161,7 +162,7 @@ def train(opts: TrainOptions, log=print) -> Path:
         writer.writerow(row)
         if step % 10 == 0:
             log_file.flush()
-            log(f"step {step} loss {float(loss):.4f} ({row['seconds']} s)")
+            log(f"step {step} loss {row['loss']:.4f} ({row['seconds']} s)")
         if step % opts.checkpoint_every == 0:
             _save_checkpoint(ckpt, model, optim, step, opts)
     _save_checkpoint(ckpt, model, optim, step, opts)

@@ -1,0 +1,115 @@
+"""The `cramatte` command on images, folders and videos, as a user runs it."""
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from cramatte.cli import main
+from cramatte.io import read_exr
+from conftest import SAMPLE, person_and_corners
+
+
+def run(*args):
+    return main([str(a) for a in args])
+
+
+def test_matte_sample_writes_a_real_matte(tmp_path, capsys):
+    assert run("matte", SAMPLE, "-o", tmp_path) == 0
+    alpha = cv2.imread(str(tmp_path / "astronaut_alpha.png"), cv2.IMREAD_UNCHANGED)
+    assert alpha.shape == (512, 512) and alpha.dtype == np.uint8
+    body, corners = person_and_corners(alpha / 255)
+    assert body > 0.9 and corners < 0.1
+
+
+def test_outputs_rgba_composite_16bit_and_exr(tmp_path):
+    assert run("matte", SAMPLE, "-o", tmp_path, "--output", "alpha", "rgba", "premultiplied", "composite",
+               "--background", "colour:#0000ff", "--depth", "16") == 0
+    alpha = cv2.imread(str(tmp_path / "astronaut_alpha.png"), cv2.IMREAD_UNCHANGED)
+    rgba = cv2.imread(str(tmp_path / "astronaut_rgba.png"), cv2.IMREAD_UNCHANGED)
+    comp = cv2.imread(str(tmp_path / "astronaut_composite.png"), cv2.IMREAD_UNCHANGED)
+    assert alpha.dtype == np.uint16 and rgba.shape == (512, 512, 4) and comp.shape == (512, 512, 3)
+    assert np.array_equal(rgba[..., 3], alpha)
+    assert comp[5, 500, 0] > 60000 and comp[5, 500, 2] < 5000  # top-right corner shows the blue (BGR order)
+    assert run("matte", SAMPLE, "-o", tmp_path / "exr", "--format", "exr") == 0
+    exr = read_exr(tmp_path / "exr" / "astronaut_alpha.exr")
+    assert exr.dtype == np.float32 and np.abs(exr - alpha / 65535).max() < 1e-3
+
+
+def test_never_overwrites(tmp_path, capsys):
+    out = tmp_path / "astronaut_alpha.png"
+    out.write_bytes(b"precious")
+    assert run("matte", SAMPLE, "-o", tmp_path) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"precious"
+    assert run("matte", SAMPLE, "-o", tmp_path, "--overwrite") == 0
+    assert out.read_bytes() != b"precious"
+
+
+def test_input_is_never_an_output(tmp_path, capsys):
+    img = tmp_path / "me_alpha.png"
+    img.write_bytes(SAMPLE.read_bytes())
+    assert run("matte", img, "-o", tmp_path, "--overwrite") == 0  # writes me_alpha_alpha.png
+    clash = tmp_path / "me.png"
+    clash.write_bytes(SAMPLE.read_bytes())
+    before = img.read_bytes()
+    assert run("matte", clash, img, "-o", tmp_path, "--overwrite") == 2
+    assert "is an input" in capsys.readouterr().err and img.read_bytes() == before
+
+
+def test_folder_and_bad_inputs(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "b.jpg"):
+        cv2.imwrite(str(folder / name), cv2.resize(cv2.imread(str(SAMPLE)), (96, 64)))
+    (folder / "notes.txt").write_text("not an image")
+    assert run("matte", folder, "-o", tmp_path / "out") == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_alpha.png", "b_alpha.png"]
+    assert run("matte", tmp_path / "missing.png", "-o", tmp_path) == 2
+    assert "not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"garbage")
+    assert run("matte", bad, "-o", tmp_path / "o2") == 2
+    assert "cannot read image" in capsys.readouterr().err
+
+
+def _video(path, frames=6, size=(96, 64)):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
+    base = cv2.resize(cv2.imread(str(SAMPLE)), size)
+    for i in range(frames):
+        w.write(np.roll(base, i, axis=1))
+    w.release()
+    return path
+
+
+@pytest.mark.parametrize("codec,expect", [("png", "clip_alpha"), ("prores", "clip_rgba.mov"), ("vp9", "clip_rgba.webm")])
+def test_video_outputs(tmp_path, codec, expect):
+    clip = _video(tmp_path / "clip.mp4")
+    outputs = ["alpha"] if codec == "png" else ["rgba"]
+    assert run("matte", clip, "-o", tmp_path / "out", "--video-codec", codec, "--output", *outputs) == 0
+    target = tmp_path / "out" / expect
+    if codec == "png":
+        assert sorted(p.name for p in target.iterdir()) == [f"{i:06d}.png" for i in range(6)]
+        return
+    import av
+
+    with av.open(str(target)) as container:
+        stream = container.streams.video[0]
+        # ffmpeg's own VP9 decoder drops alpha; libvpx's keeps it
+        decoder = av.CodecContext.create("libvpx-vp9", "r") if codec == "vp9" else stream.codec_context
+        frames = [f for packet in container.demux(stream) for f in decoder.decode(packet)]
+    assert len(frames) == 6 and (frames[0].width, frames[0].height) == (96, 64)
+    assert frames[0].format.name.startswith("yuva")  # a pixel format with alpha
+
+
+def test_info_lists_model_backend_and_providers(capsys):
+    assert run("info") == 0
+    text = capsys.readouterr().out
+    for word in ("model:", "cramatte.onnx", "backend:    onnx", "CPUExecutionProvider", "realtime"):
+        assert word in text
+
+
+def test_console_script_installed():
+    res = subprocess.run([sys.executable, "-m", "cramatte.cli", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "matte" in res.stdout

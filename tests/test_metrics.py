@@ -1,0 +1,71 @@
+"""Metrics on hand-made cases with answers worked out by hand."""
+import numpy as np
+import pytest
+
+from cramatte import metrics
+
+
+def test_sad_mse_mad_known_values():
+    gt = np.zeros((10, 10))
+    pred = gt.copy()
+    pred[:5] = 0.5  # 50 pixels off by 0.5
+    assert metrics.sad(pred, gt) == pytest.approx(25 / 1000)
+    assert metrics.mse(pred, gt) == pytest.approx(0.125 * 1e3)
+    assert metrics.mad(pred, gt) == pytest.approx(0.25 * 1e3)
+    mask = np.zeros((10, 10), bool)
+    mask[4:6] = True  # 10 off by 0.5, 10 exact
+    assert metrics.sad(pred, gt, mask) == pytest.approx(5 / 1000)
+    assert metrics.mad(pred, gt, mask) == pytest.approx(0.25 * 1e3)
+
+
+def test_perfect_prediction_scores_zero_everywhere():
+    gt = np.zeros((40, 40))
+    gt[10:30, 10:30] = 1
+    gt[10:30, 30] = 0.5
+    m = metrics.all_metrics(gt.copy(), gt)
+    assert m["iou"] == 1.0
+    for name in ("sad", "mse", "mad", "grad", "conn", "sad_u", "grad_u", "conn_u"):
+        assert m[name] == pytest.approx(0, abs=1e-12), name
+
+
+def test_grad_of_a_shifted_edge():
+    gt = np.zeros((32, 32))
+    gt[:, 16:] = 1
+    assert metrics.grad(gt, gt) == 0
+    shifted = np.roll(gt, 3, axis=1)
+    assert metrics.grad(shifted, gt) > 0
+    # a uniform offset changes no gradient
+    assert metrics.grad(gt * 0.5 + 0.25, gt * 0.5 + 0.25) == 0
+
+
+def test_conn_counts_a_disconnected_blob():
+    gt = np.zeros((20, 20))
+    gt[5:15, 5:15] = 1
+    pred = gt.copy()
+    pred[0:2, 0:2] = 1  # 4 pixels of foreground not connected to the body
+    # for the blob, the largest component of (pred>=t & gt>=t) never includes it, so its level is 0:
+    # phi_pred = 1 - 1 = 0 (d = 1 >= 0.15), phi_gt = 1 - 0 = 1 -> 4 pixels of error 1
+    assert metrics.conn(pred, gt) == pytest.approx(4 / 1000)
+
+
+def test_iou():
+    gt = np.zeros((10, 10))
+    gt[:, :5] = 1
+    pred = np.zeros((10, 10))
+    pred[:, 2:7] = 1  # intersection 30, union 70
+    assert metrics.iou(pred, gt) == pytest.approx(30 / 70)
+
+
+def test_dtssd():
+    gts = np.zeros((3, 4, 4))
+    assert metrics.dtssd(gts, gts) == 0
+    preds = gts.copy()
+    preds[1] = 0.1  # flicker up then down: each step differs by 0.1 everywhere
+    assert metrics.dtssd(preds, gts) == pytest.approx(0.1 * 1e2)
+
+
+def test_trimap_from_alpha():
+    a = np.zeros((21, 21), np.float32)
+    a[5:16, 5:16] = 1
+    t = metrics.trimap_from_alpha(a, kernel=3)
+    assert t[10, 10] == 2 and t[0, 0] == 0 and t[5, 5] == 1 and t[4, 10] == 1

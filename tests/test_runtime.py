@@ -1,0 +1,115 @@
+"""The runtime API: sizes, dtypes, colour spaces, batches, foreground, and every bad input class."""
+import logging
+
+import numpy as np
+import pytest
+
+from cramatte import FrameError, Matter
+from cramatte.frames import linear_to_srgb, srgb_to_linear
+from conftest import person_and_corners
+
+
+def test_sample_person_opaque_corners_transparent(matter, sample):
+    alpha = matter(sample).alpha
+    assert alpha.shape == sample.shape[:2] and alpha.dtype == np.float32
+    body, corners = person_and_corners(alpha)
+    assert body > 0.9 and corners < 0.1
+
+
+@pytest.mark.parametrize("h,w", [(65, 97), (1080, 1920), (4000, 3000)])
+def test_odd_and_large_sizes(matter, h, w):
+    frame = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    alpha = matter(frame).alpha
+    assert alpha.shape == (h, w)
+    assert np.isfinite(alpha).all() and alpha.min() >= 0 and alpha.max() <= 1
+
+
+def test_batch_equals_per_frame(matter, sample):
+    frames = np.stack([sample, sample[:, ::-1], sample[::-1]])
+    batched = matter(frames).alpha
+    assert batched.shape == (3, 512, 512)
+    for frame, alpha in zip(frames, batched):
+        np.testing.assert_allclose(alpha, matter(frame).alpha, atol=1e-4)
+
+
+def test_dtypes_and_rgba_agree(matter, sample):
+    ref = matter(sample).alpha
+    as16 = matter(sample.astype(np.uint16) * 257).alpha
+    asf = matter(sample.astype(np.float32) / 255).alpha
+    rgba = matter(np.dstack([sample, np.zeros(sample.shape[:2], np.uint8)])).alpha
+    for other in (as16, asf, rgba):
+        assert np.abs(other - ref).max() < 1e-3
+
+
+def test_linear_input_gives_the_srgb_matte(matter, sample):
+    linear = srgb_to_linear(sample.astype(np.float32) / 255)
+    np.testing.assert_allclose(linear_to_srgb(linear), sample / 255, atol=1e-5)
+    assert np.abs(matter(linear, colorspace="linear").alpha - matter(sample).alpha).max() < 1e-3
+    bright = matter(linear * 4, colorspace="linear").alpha  # over-exposed plate: values above 1 are fine
+    assert np.isfinite(bright).all()
+
+
+def test_foreground_and_rgba(matter, sample):
+    matte = matter(sample, foreground=True)
+    assert matte.foreground.shape == sample.shape and matte.foreground.dtype == np.float32
+    straight, premult = matte.rgba(), matte.rgba(premultiplied=True)
+    assert straight.shape == (512, 512, 4)
+    np.testing.assert_allclose(premult[..., :3], straight[..., :3] * straight[..., 3:], atol=1e-6)
+    # the foreground colour matches the frame where the matte is opaque
+    solid = matte.alpha > 0.99
+    assert np.abs(matte.foreground[solid] - sample[solid] / 255).mean() < 0.02
+    with pytest.raises(ValueError, match="foreground=True"):
+        matter(sample).rgba()
+
+
+@pytest.mark.parametrize("frame,message", [
+    (np.zeros((1, 1, 3), np.uint8), "too small"),
+    (np.zeros((64, 64), np.uint8), "HxWxC"),
+    (np.zeros((2, 2, 64, 64, 3), np.uint8), "HxWxC"),
+    (np.zeros((64, 64, 2), np.uint8), "channels"),
+    (np.zeros((64, 64, 3), np.float64), "float64"),
+    (np.zeros((64, 64, 3), np.int32), "int32"),
+    (np.full((64, 64, 3), np.nan, np.float32), "NaN"),
+    (np.full((64, 64, 3), np.inf, np.float32), "infinite"),
+    (np.zeros((0, 64, 64, 3), np.uint8), "empty"),
+    (np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (32, 20000, 3)), "too large"),
+    ([[0, 0, 0]], "numpy array"),
+])
+def test_bad_frames_get_a_clear_error(matter, frame, message):
+    with pytest.raises(FrameError, match=message):
+        matter(frame)
+
+
+def test_bad_colorspace(matter, sample):
+    with pytest.raises(FrameError, match="colorspace"):
+        matter(sample, colorspace="acescg")
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".safetensors"])
+def test_corrupt_model_file_is_named(tmp_path, suffix):
+    bad = tmp_path / f"broken{suffix}"
+    bad.write_bytes(b"\x00not a model at all" * 10)
+    backend = "onnx" if suffix == ".onnx" else "torch"
+    with pytest.raises(ValueError, match="broken"):
+        Matter(bad, backend=backend)
+
+
+def test_missing_model_and_wrong_kind(tmp_path):
+    with pytest.raises((FileNotFoundError, ValueError), match="nowhere"):
+        Matter(tmp_path / "nowhere.onnx")
+    with pytest.raises(ValueError, match="safetensors"):
+        Matter(tmp_path / "x.onnx", backend="torch")
+    with pytest.raises(ValueError, match="backend"):
+        Matter(backend="tensorflow")
+
+
+def test_unavailable_device_falls_back_with_a_note(caplog):
+    with caplog.at_level(logging.WARNING, logger="cramatte"):
+        m = Matter(device="coreml")
+    assert m.providers == ["CPUExecutionProvider"]
+    assert "falling back to CPU" in caplog.text
+
+
+def test_torch_backend_matches_onnx(matter, sample):
+    torch_matter = Matter(backend="torch", device="cpu")
+    assert np.abs(torch_matter(sample).alpha - matter(sample).alpha).max() <= 1e-3

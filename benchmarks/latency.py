@@ -1,0 +1,67 @@
+"""End-to-end latency (uint8 frame in, alpha out) and peak memory per backend, configuration and size.
+
+    python benchmarks/latency.py [--backends onnx torch] [--configs realtime quality] [--runs 10]
+
+Each case runs in its own process so its peak resident memory (ru_maxrss) is its own.
+"""
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+SIZES = {"1280x720": (720, 1280), "1920x1080": (1080, 1920), "3840x2160": (2160, 3840)}
+
+
+def run_case(backend: str, config: str, size: str, runs: int, threads: int | None) -> dict:
+    import cv2
+
+    from cramatte import Matter
+    from cramatte.runtime import shipped_model  # noqa: F401  (import cost outside the timing)
+
+    h, w = SIZES[size]
+    base = cv2.resize(cv2.imread("examples/astronaut.png")[..., ::-1], (w, h))
+    matter = Matter(config=config, backend=backend, device="cpu", threads=threads)
+    for _ in range(2):
+        matter(base)
+    times = []
+    for i in range(runs):
+        frame = np.ascontiguousarray(np.roll(base, i * 7, axis=1))
+        start = time.perf_counter()
+        matter(frame)
+        times.append((time.perf_counter() - start) * 1e3)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"backend": backend, "config": config, "size": size, "median_ms": float(np.median(times)),
+            "min_ms": float(np.min(times)), "peak_mb": peak_mb, "providers": matter.providers}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--backends", nargs="+", default=["onnx", "torch"])
+    p.add_argument("--configs", nargs="+", default=["realtime", "quality"])
+    p.add_argument("--sizes", nargs="+", default=list(SIZES))
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--case", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.case:
+        backend, config, size = args.case.split(",")
+        print(json.dumps(run_case(backend, config, size, args.runs, args.threads)))
+        return
+    print(f"{'backend':8} {'config':9} {'size':10} {'median ms':>10} {'min ms':>8} {'fps':>6} {'peak MB':>8}")
+    for backend in args.backends:
+        for config in args.configs:
+            for size in args.sizes:
+                cmd = [sys.executable, __file__, "--case", f"{backend},{config},{size}", "--runs", str(args.runs)]
+                if args.threads:
+                    cmd += ["--threads", str(args.threads)]
+                r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+                print(f"{backend:8} {config:9} {size:10} {r['median_ms']:10.1f} {r['min_ms']:8.1f} "
+                      f"{1e3 / r['median_ms']:6.1f} {r['peak_mb']:8.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

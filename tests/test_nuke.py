@@ -121,3 +121,35 @@ def test_init_and_menu_register_the_node():
     runpy.run_path(str(NUKE_DIR / "init.py"))
     runpy.run_path(str(NUKE_DIR / "menu.py"))
     assert nuke.menu("Nodes").items["cramatte"].items["Portrait Matte"] is cramatte_nuke.create_node
+
+
+def test_torchscript_export_matches_the_onnx_model(tmp_path, sample):
+    import json
+
+    import torch
+
+    from cramatte.backends import OnnxBackend
+    from cramatte.cli import main
+    from cramatte.runtime import shipped_model
+
+    assert main(["export", "--target", "nuke", "--config", "realtime", "-o", str(tmp_path)]) == 0
+    folder = tmp_path / "Cramatte"
+    assert sorted(p.name for p in folder.iterdir()) == ["Cramatte.gizmo", "Cramatte.pt", "README.md", "cat.json"]
+    assert json.loads((folder / "cat.json").read_text())["cats"][0]["filepath"] == "Cramatte.gizmo"
+    assert "Inference" in (folder / "Cramatte.gizmo").read_text()
+    module = torch.jit.load(str(folder / "Cramatte.pt"))
+    linear = srgb_to_linear(sample.astype(np.float32) / 255)
+    # 256x320: the internal size equals the frame, so both paths see identical inputs end to end
+    frame = np.ascontiguousarray(linear[:256, :320])
+    with torch.no_grad():
+        ts = module(torch.from_numpy(frame.transpose(2, 0, 1)[None].copy()))[0, 0].numpy()
+    onnx = Matter(config="realtime")(frame, colorspace="linear").alpha
+    assert ts.shape == (256, 320) and np.abs(ts - onnx).max() <= 1e-3
+    # a larger plate: same graph inputs (sRGB frame and the module's own resize) through ONNX Runtime
+    x = torch.from_numpy(linear.transpose(2, 0, 1)[None].copy())
+    with torch.no_grad():
+        ts = module(x)[0, 0].numpy()
+        srgb = torch.from_numpy(sample.astype(np.float32).transpose(2, 0, 1)[None].copy() / 255)
+        lr = torch.nn.functional.interpolate(srgb, size=[320, 320], mode="area")
+    ort = OnnxBackend(shipped_model(), "cpu")(srgb.numpy(), lr.numpy(), 2 * (64 + 64))[0, 0]
+    assert np.abs(ts - ort).max() <= 1e-3

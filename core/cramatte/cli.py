@@ -141,9 +141,15 @@ def cmd_info(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_onnx
+    from .runtime import shipped_model
 
-    print(export_onnx(args.weights, args.out))
+    weights = args.weights or shipped_model(".safetensors")
+    if args.target == "nuke":
+        from .export import export_nuke
+        print(export_nuke(weights, args.out, config=args.config))
+    else:
+        from .export import export_onnx
+        print(export_onnx(weights, args.out))
     return 0
 
 
@@ -198,9 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("export", help="export safetensors weights to ONNX")
-    p.add_argument("weights")
-    p.add_argument("-o", "--out", required=True)
+    p = sub.add_parser("export", help="export weights to ONNX, or to a TorchScript Cattery package for Nuke")
+    p.add_argument("weights", nargs="?", help="a cramatte .safetensors file (default: the shipped model)")
+    p.add_argument("--target", default="onnx", choices=["onnx", "nuke"])
+    p.add_argument("--config", default="quality", help="configuration baked into the Nuke model")
+    p.add_argument("-o", "--out", required=True, help="the .onnx file, or the folder for the Nuke package")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="train a model")

@@ -1,17 +1,23 @@
-"""Export: the whole two-stage network as one ONNX graph with dynamic batch, height and width."""
+"""Export: the whole two-stage network as one ONNX graph with dynamic batch, height and width, and a
+TorchScript package for Nuke's Inference node (Cattery layout)."""
+import json
+import math
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .model.configs import get_config
 
 OPSET = 17
 
 
 def export_onnx(weights, out, opset: int = OPSET) -> Path:
     """safetensors weights -> ONNX (inputs src [N,3,H,W], src_lr [N,3,h,w], k; output alpha [N,1,H,W])."""
-    import torch
-
     from .checkpoint import load_model
 
     model, _ = load_model(weights)
@@ -36,3 +42,81 @@ def max_difference(weights, onnx_path, src: np.ndarray, src_lr: np.ndarray, k: i
     a = OnnxBackend(onnx_path, "cpu")(src, src_lr, k)
     b = TorchBackend(weights, "cpu")(src, src_lr, k)
     return float(np.abs(a - b).max())
+
+
+class NukeMatte(nn.Module):
+    """One tensor in, one out, as Nuke's Inference node wants: scene-linear RGB [1, C>=3, H, W] ->
+    alpha [1, 1, H, W]. Colour conversion, internal resize and region count live inside forward."""
+
+    def __init__(self, net: nn.Module, internal: int, regions_per_edge: float):
+        super().__init__()
+        self.net, self.internal, self.regions_per_edge = net, internal, regions_per_edge
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[2], x.shape[3]
+        lin = x[:, :3].clamp(min=0.0)
+        srgb = torch.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin.clamp(min=1e-12).pow(1.0 / 2.4) - 0.055)
+        srgb = srgb.clamp(0.0, 1.0)
+        scale = min(1.0, float(self.internal) / float(max(h, w)))
+        lh = max(32, int(round(h * scale / 32.0)) * 32)
+        lw = max(32, int(round(w * scale / 32.0)) * 32)
+        lr = F.interpolate(srgb, size=[lh, lw], mode="area")
+        k = int(self.regions_per_edge * (math.ceil(h / 8.0) + math.ceil(w / 8.0)))
+        return self.net(srgb, lr, torch.tensor(max(1, k)))
+
+
+GIZMO = """Gizmo {{
+ name {name}
+ addUserKnob {{20 cramatte l "{name}"}}
+ addUserKnob {{41 useGPUIfAvailable l "Use GPU if available" T Inference1.useGPUIfAvailable}}
+ addUserKnob {{26 about l "" +STARTLINE T "cramatte portrait matte ({config}): writes rgba.alpha"}}
+}}
+ Input {{
+  inputs 0
+  name Input1
+ }}
+ Inference {{
+  modelFile "\\[lsearch -inline \\[plugins -all {name}.cat] *.cat]"
+  serialiseKnob {{}}
+  name Inference1
+ }}
+ Output {{
+  name Output1
+ }}
+"""
+
+CATTERY_README = """# {name} for Nuke's Inference node
+
+1. In NukeX (14 or newer), create a CatFileCreator node and set:
+   - Torchscript File: `{name}.pt` (this folder)
+   - Cat File: `{name}.cat` (this folder)
+   - Channels In: `rgba.red, rgba.green, rgba.blue`; Channels Out: `rgba.alpha`
+   - Model Id: `{name}`; Output Scale: 1
+   then press Create .cat File.
+2. Put this folder in `~/.nuke/Cattery/` (or any folder on NUKE_PATH); the gizmo finds `{name}.cat`
+   beside it. `{name}.gizmo` runs it on its input and writes the matte into rgba.alpha.
+3. The model takes the plate as scene-linear RGB (as Nuke holds it) and converts it inside.
+"""
+
+
+def export_nuke(weights, out_dir, config: str = "quality", name: str = "Cramatte") -> Path:
+    """TorchScript model + gizmo + cat.json + instructions in out_dir/name (a Cattery package)."""
+    from .checkpoint import load_model
+
+    cfg = get_config(config)
+    net, _ = load_model(weights)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(net, (torch.rand(1, 3, 72, 104), torch.rand(1, 3, 64, 96), torch.tensor(40)),
+                                 check_trace=False)
+    module = torch.jit.script(NukeMatte(traced, cfg.internal, cfg.regions_per_edge))
+    folder = Path(out_dir) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    module.save(str(folder / f"{name}.pt"))
+    (folder / f"{name}.gizmo").write_text(GIZMO.format(name=name, config=config))
+    cat = {"minimum_nuke_version_required": 14.0, "version": 1, "category": "Matting",
+           "description": f"{name}: cramatte portrait matte ({config} configuration)",
+           "cats": [{"filepath": f"{name}.gizmo", "name": name}]}
+    (folder / "cat.json").write_text(json.dumps(cat, indent=2) + "\n")
+    (folder / "README.md").write_text(CATTERY_README.format(name=name))
+    return folder

@@ -9,7 +9,7 @@ import numpy as np
 from . import frames as F
 from .backends import OnnxBackend, TorchBackend
 from .foreground import estimate_foreground
-from .model.configs import get_config
+from .model.configs import Config, get_config
 
 BACKENDS = {"onnx": OnnxBackend, "torch": TorchBackend}
 
@@ -41,17 +41,17 @@ class Matter:
     """Portrait matting from plain frames.
 
     model:   path to a cramatte `.onnx` or `.safetensors` file; None for the shipped model.
-    config:  named configuration ("realtime" or "quality"): internal resolution and regions refined.
+    config:  named configuration ("realtime" or "quality") or a `Config`: internal resolution and regions.
     backend: "onnx" (default; needs a .onnx model) or "torch" (needs a .safetensors model).
     device:  "auto", "cpu", "cuda", "tensorrt", "directml" or "coreml" (onnx), "auto"/"cpu"/"cuda" (torch).
     threads: CPU threads for inference (None: the backend's default).
     """
 
-    def __init__(self, model=None, config: str = "realtime", backend: str = "onnx", device: str = "auto",
+    def __init__(self, model=None, config="realtime", backend: str = "onnx", device: str = "auto",
                  threads: int | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-        self.config = get_config(config)
+        self.config = config if isinstance(config, Config) else get_config(config)
         want = ".onnx" if backend == "onnx" else ".safetensors"
         self.model_path = Path(model) if model is not None else shipped_model(want)
         if self.model_path.suffix != want:

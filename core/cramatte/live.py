@@ -1,0 +1,94 @@
+"""Live matting for hosts that render in real time: a worker thread that always mattes the newest
+frame and hands back the newest finished alpha. The host's render thread never waits for the model."""
+import threading
+import time
+
+import numpy as np
+
+from .edges import adjust_edges
+
+
+class LiveMatter:
+    """submit() frames from the render thread (non-blocking, newest wins); latest() returns the newest
+    alpha as uint8 HxW, smoothed over time and edge-adjusted, or None before the first one.
+
+    make_matter: a callable returning a `cramatte.Matter`, called on the worker thread (a model that
+    fails to load leaves `error` set and the host passes video through).
+    channels: "rgba" or "bgra" order of submitted 4-channel uint8 frames.
+    """
+
+    def __init__(self, make_matter, smoothing: float = 0.0, grow: float = 0.0, feather: float = 0.0,
+                 channels: str = "rgba"):
+        self.smoothing, self.grow, self.feather, self.channels = smoothing, grow, feather, channels
+        self.error: str | None = None
+        self.frames_done = 0
+        self.last_ms = 0.0
+        self._make = make_matter
+        self._cond = threading.Condition()
+        self._pending: np.ndarray | None = None
+        self._alpha: np.ndarray | None = None
+        self._version = 0
+        self._stop = False
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="cramatte-live", daemon=True)
+        self._thread.start()
+
+    @property
+    def idle(self) -> bool:
+        """True when the worker would start on a submitted frame at once."""
+        return not self._busy and self._pending is None
+
+    def submit(self, frame: np.ndarray) -> None:
+        with self._cond:
+            self._pending = frame
+            self._cond.notify()
+
+    def latest(self) -> tuple:
+        """(alpha uint8 HxW or None, version): version grows by one per finished frame."""
+        return self._alpha, self._version
+
+    def reset(self) -> None:
+        """Forget the temporal state (a new scene or a resized source)."""
+        with self._cond:
+            self._alpha, self._prev = None, None
+
+    def close(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _run(self):
+        self._prev = None
+        try:
+            matter = self._make()
+        except Exception as e:  # any load failure: report it, never take the host down
+            self.error = f"{type(e).__name__}: {e}"
+            return
+        while True:
+            with self._cond:
+                while self._pending is None and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                frame, self._pending = self._pending, None
+                self._busy = True
+            try:
+                start = time.perf_counter()
+                rgb = frame[..., 2::-1] if self.channels == "bgra" else frame[..., :3]
+                alpha = matter(np.ascontiguousarray(rgb)).alpha
+                prev = self._prev
+                if prev is not None and prev.shape == alpha.shape and self.smoothing > 0:
+                    alpha = self.smoothing * prev + (1 - self.smoothing) * alpha
+                self._prev = alpha
+                if self.grow or self.feather:
+                    alpha = adjust_edges(alpha, self.grow, self.feather)
+                self._alpha = (alpha * 255 + 0.5).astype(np.uint8)
+                self._version += 1
+                self.frames_done += 1
+                self.last_ms = (time.perf_counter() - start) * 1e3
+                self.error = None
+            except Exception as e:
+                self.error = f"{type(e).__name__}: {e}"
+            finally:
+                self._busy = False

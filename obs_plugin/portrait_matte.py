@@ -1,0 +1,345 @@
+"""The Portrait Matte video filter: libobs callbacks, settings, and the render path.
+
+video_render never waits for the model: it stages a frame for the cramatte worker only when the
+worker is idle (and every N frames), uploads the newest finished alpha into an R8 texture, and
+draws the source through matte.effect. Until an alpha exists, or when cramatte is missing or the
+model failed to load, the source passes through unchanged.
+"""
+import ctypes
+import os
+import threading
+
+import libobs as L
+
+ID = b"cramatte_portrait_matte"
+NAME = ctypes.create_string_buffer(b"Portrait Matte (cramatte)")
+PRESETS = {  # name -> (configuration, internal long side)
+    "fast": ("realtime", 256), "balanced": ("realtime", 320), "quality": ("quality", 512)}
+BACKGROUNDS = ["transparent", "colour", "blur", "image"]
+DEVICE_LABELS = {"cpu": "CPU", "cuda": "CUDA", "tensorrt": "TensorRT", "directml": "DirectML", "coreml": "CoreML"}
+EFFECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matte.effect")
+
+# What the script tells the filter: the import error, if cramatte cannot be imported.
+state = {"import_error": None}
+
+
+def log(level: int, text: str) -> None:
+    if lib is not None:
+        lib.blog(level, b"%s", f"[cramatte] {text}".encode())
+
+
+def read_settings(settings) -> dict:
+    s = lambda k: (lib.obs_data_get_string(settings, k.encode()) or b"").decode()
+    return {"preset": s("preset") or "balanced", "device": s("device") or "auto",
+            "threads": int(lib.obs_data_get_int(settings, b"threads")),
+            "every": max(1, int(lib.obs_data_get_int(settings, b"every"))),
+            "smoothing": float(lib.obs_data_get_double(settings, b"smoothing")),
+            "grow": float(lib.obs_data_get_double(settings, b"grow")),
+            "feather": float(lib.obs_data_get_double(settings, b"feather")),
+            "background": s("background") or "transparent",
+            "blur": float(lib.obs_data_get_double(settings, b"blur")),
+            "colour": int(lib.obs_data_get_int(settings, b"colour")),
+            "image": s("image"), "show_matte": bool(lib.obs_data_get_bool(settings, b"show_matte"))}
+
+
+def defaults(settings) -> None:
+    lib.obs_data_set_default_string(settings, b"preset", b"balanced")
+    lib.obs_data_set_default_string(settings, b"device", b"auto")
+    lib.obs_data_set_default_int(settings, b"threads", 0)
+    lib.obs_data_set_default_int(settings, b"every", 1)
+    lib.obs_data_set_default_double(settings, b"smoothing", 0.3)
+    lib.obs_data_set_default_double(settings, b"grow", 0.0)
+    lib.obs_data_set_default_double(settings, b"feather", 1.0)
+    lib.obs_data_set_default_string(settings, b"background", b"transparent")
+    lib.obs_data_set_default_double(settings, b"blur", 12.0)
+    lib.obs_data_set_default_int(settings, b"colour", 0xFF00FF00)
+    lib.obs_data_set_default_bool(settings, b"show_matte", False)
+
+
+def properties(filt) -> int:
+    props = lib.obs_properties_create()
+    if state["import_error"] or (filt and filt.error):
+        lib.obs_properties_add_text(props, b"status", (state["import_error"] or filt.error).encode(), L.TEXT_INFO)
+    plist = lib.obs_properties_add_list(props, b"preset", b"Quality / speed", L.COMBO_TYPE_LIST, L.COMBO_FORMAT_STRING)
+    for key, label in (("fast", "Fast (256 px internal)"), ("balanced", "Balanced (320 px internal)"),
+                       ("quality", "Quality (512 px internal)")):
+        lib.obs_property_list_add_string(plist, label.encode(), key.encode())
+    dlist = lib.obs_properties_add_list(props, b"device", b"Device", L.COMBO_TYPE_LIST, L.COMBO_FORMAT_STRING)
+    lib.obs_property_list_add_string(dlist, b"Automatic", b"auto")
+    for dev in available_devices():
+        lib.obs_property_list_add_string(dlist, DEVICE_LABELS[dev].encode(), dev.encode())
+    lib.obs_properties_add_int_slider(props, b"threads", b"CPU threads (0: automatic)", 0, os.cpu_count() or 8, 1)
+    lib.obs_properties_add_int_slider(props, b"every", b"Compute every N frames", 1, 10, 1)
+    lib.obs_properties_add_float_slider(props, b"smoothing", b"Temporal smoothing", 0.0, 0.95, 0.05)
+    lib.obs_properties_add_float_slider(props, b"grow", b"Edge: shrink (-) / grow (+), px", -10.0, 10.0, 0.5)
+    lib.obs_properties_add_float_slider(props, b"feather", b"Edge: feather outward, px", 0.0, 20.0, 0.5)
+    blist = lib.obs_properties_add_list(props, b"background", b"Background", L.COMBO_TYPE_LIST, L.COMBO_FORMAT_STRING)
+    for key in BACKGROUNDS:
+        lib.obs_property_list_add_string(blist, key.capitalize().encode(), key.encode())
+    lib.obs_properties_add_float_slider(props, b"blur", b"Background blur strength", 1.0, 50.0, 1.0)
+    lib.obs_properties_add_color(props, b"colour", b"Background colour")
+    lib.obs_properties_add_path(props, b"image", b"Background image", L.PATH_FILE,
+                                b"Images (*.png *.jpg *.jpeg *.bmp)", None)
+    lib.obs_properties_add_bool(props, b"show_matte", b"Show matte")
+    return props
+
+
+def available_devices() -> list:
+    try:
+        from cramatte.backends import available_devices as devices
+        return devices()
+    except ImportError:
+        return ["cpu"]
+
+
+class PortraitMatte:
+    """One filter instance. All methods run on OBS threads and never raise into libobs."""
+
+    def __init__(self, source):
+        self.source, self.settings = source, {}
+        self.live = None
+        self.error = state["import_error"]
+        self.texrender = self.stage = self.alpha_tex = self.bg_tex = self.effect = None
+        self.params = {}
+        self.size = (0, 0)
+        self.alpha_version = -1
+        self.frame = 0
+        self.lock = threading.Lock()
+
+    # --- settings -------------------------------------------------------------------------------
+    def update(self, settings: dict) -> None:
+        old, self.settings = self.settings, settings
+        model_keys = ("preset", "device", "threads")
+        if self.live is None or any(old.get(k) != settings[k] for k in model_keys):
+            self._restart()
+        else:
+            self.live.smoothing, self.live.grow, self.live.feather = \
+                settings["smoothing"], settings["grow"], settings["feather"]
+        if old.get("image") != settings["image"]:
+            self._bg_pixels = self._load_background(settings["image"])
+
+    def _restart(self) -> None:
+        if self.live is not None:
+            self.live.close(timeout=0.5)
+            self.live = None
+        if state["import_error"]:
+            return
+        from dataclasses import replace
+
+        from cramatte import Matter
+        from cramatte.live import LiveMatter
+        from cramatte.model.configs import get_config
+
+        s = self.settings
+        config_name, internal = PRESETS.get(s["preset"], PRESETS["balanced"])
+        config = replace(get_config(config_name), internal=internal)
+        make = lambda: Matter(config=config, device=s["device"], threads=s["threads"] or None)
+        self.live = LiveMatter(make, s["smoothing"], s["grow"], s["feather"])
+        self.alpha_version = -1
+
+    def _load_background(self, path: str):
+        if not path:
+            return None
+        try:
+            from cramatte.io import read_image
+            import numpy as np
+            img, _ = read_image(path)
+            if img.dtype != np.uint8:
+                img = (np.clip(img / (65535 if img.dtype == np.uint16 else 1), 0, 1) * 255).astype(np.uint8)
+            if img.shape[2] == 3:
+                img = np.dstack([img, np.full(img.shape[:2], 255, np.uint8)])
+            return np.ascontiguousarray(img)
+        except Exception as e:
+            log(L.LOG_WARNING, f"background image {path}: {e}")
+            return None
+
+    # --- graphics -------------------------------------------------------------------------------
+    def _ensure_graphics(self, w: int, h: int) -> bool:
+        if self.effect is None:
+            err = ctypes.c_char_p()
+            with open(EFFECT, "rb") as f:
+                self.effect = lib.gs_effect_create(f.read(), EFFECT.encode(), ctypes.byref(err))
+            if not self.effect:
+                self.error = f"shader failed to compile: {(err.value or b'').decode()}"
+                log(L.LOG_ERROR, self.error)
+                return False
+            self.params = {n: lib.gs_effect_get_param_by_name(self.effect, n.encode())
+                           for n in ("matte", "background", "bg_color", "texel", "blur_radius", "mode")}
+            self.texrender = lib.gs_texrender_create(L.GS_RGBA, L.GS_ZS_NONE)
+        if self.size != (w, h):
+            for tex, destroy in ((self.stage, lib.gs_stagesurface_destroy), (self.alpha_tex, lib.gs_texture_destroy)):
+                if tex:
+                    destroy(tex)
+            self.stage = lib.gs_stagesurface_create(w, h, L.GS_RGBA)
+            self.alpha_tex = lib.gs_texture_create(w, h, L.GS_R8, 1, None, L.GS_DYNAMIC)
+            self.size, self.alpha_version = (w, h), -1
+            if self.live is not None:
+                self.live.reset()
+        bg = getattr(self, "_bg_pixels", None)
+        if bg is not None:
+            if self.bg_tex:
+                lib.gs_texture_destroy(self.bg_tex)
+            data = ctypes.c_void_p(bg.ctypes.data)
+            self.bg_tex = lib.gs_texture_create(bg.shape[1], bg.shape[0], L.GS_RGBA, 1, ctypes.byref(data), 0)
+            self._bg_pixels = None
+        return True
+
+    def _grab(self, target, w: int, h: int) -> None:
+        """Render the target into a texture, stage it, and hand a copy to the worker."""
+        import numpy as np
+
+        lib.gs_texrender_reset(self.texrender)
+        if not lib.gs_texrender_begin(self.texrender, w, h):
+            return
+        clear = L.Vec4(0, 0, 0, 0)
+        lib.gs_clear(L.GS_CLEAR_COLOR, ctypes.byref(clear), 0.0, 0)
+        lib.gs_ortho(0.0, float(w), 0.0, float(h), -100.0, 100.0)
+        lib.gs_blend_state_push()
+        lib.gs_reset_blend_state()
+        lib.obs_source_video_render(target)
+        lib.gs_blend_state_pop()
+        lib.gs_texrender_end(self.texrender)
+        lib.gs_stage_texture(self.stage, lib.gs_texrender_get_texture(self.texrender))
+        data, linesize = ctypes.POINTER(ctypes.c_uint8)(), ctypes.c_uint32()
+        if lib.gs_stagesurface_map(self.stage, ctypes.byref(data), ctypes.byref(linesize)):
+            try:
+                buf = np.ctypeslib.as_array(data, shape=(h * linesize.value,))
+                frame = buf.reshape(h, linesize.value)[:, :w * 4].reshape(h, w, 4).copy()
+            finally:
+                lib.gs_stagesurface_unmap(self.stage)
+            self.live.submit(frame)
+
+    def render(self) -> None:
+        target = lib.obs_filter_get_target(self.source)
+        w, h = lib.obs_source_get_base_width(target), lib.obs_source_get_base_height(target)
+        live = self.live
+        if not target or not w or not h or live is None or live.error or not self._ensure_graphics(w, h):
+            self.error = self.error or (live.error if live else None)
+            lib.obs_source_skip_video_filter(self.source)
+            return
+        self.frame += 1
+        if live.idle and self.frame % self.settings["every"] == 0:
+            self._grab(target, w, h)
+        alpha, version = live.latest()
+        if alpha is None or alpha.shape != (h, w):
+            lib.obs_source_skip_video_filter(self.source)
+            return
+        if version != self.alpha_version:
+            lib.gs_texture_set_image(self.alpha_tex, alpha.ctypes.data, w, False)
+            self.alpha_version = version
+        if not lib.obs_source_process_filter_begin(self.source, L.GS_RGBA, L.ALLOW_DIRECT_RENDERING):
+            return
+        s = self.settings
+        mode = 4 if s["show_matte"] else BACKGROUNDS.index(s["background"]) if s["background"] in BACKGROUNDS else 0
+        if mode == 3 and not self.bg_tex:
+            mode = 0
+        c = s["colour"]
+        colour = L.Vec4((c & 0xFF) / 255, ((c >> 8) & 0xFF) / 255, ((c >> 16) & 0xFF) / 255, ((c >> 24) & 0xFF) / 255)
+        texel = L.Vec2(1.0 / w, 1.0 / h)
+        lib.gs_effect_set_texture(self.params["matte"], self.alpha_tex)
+        lib.gs_effect_set_texture(self.params["background"], self.bg_tex or self.alpha_tex)
+        lib.gs_effect_set_vec4(self.params["bg_color"], ctypes.byref(colour))
+        lib.gs_effect_set_vec2(self.params["texel"], ctypes.byref(texel))
+        lib.gs_effect_set_float(self.params["blur_radius"], float(s["blur"]))
+        lib.gs_effect_set_int(self.params["mode"], mode)
+        lib.obs_source_process_filter_end(self.source, self.effect, 0, 0)
+
+    def destroy(self) -> None:
+        if self.live is not None:
+            self.live.close(timeout=1.0)
+            self.live = None
+        lib.obs_enter_graphics()
+        try:
+            for tex, fn in ((self.stage, lib.gs_stagesurface_destroy), (self.alpha_tex, lib.gs_texture_destroy),
+                            (self.bg_tex, lib.gs_texture_destroy), (self.texrender, lib.gs_texrender_destroy),
+                            (self.effect, lib.gs_effect_destroy)):
+                if tex:
+                    fn(tex)
+        finally:
+            lib.obs_leave_graphics()
+
+
+# --- registration: one source type per OBS process, kept alive across script reloads ---------------
+lib = None
+instances: dict = {}
+_next_id = [1]
+
+
+def _guard(default=None):
+    def wrap(fn):
+        def call(*args):
+            try:
+                return fn(*args)
+            except Exception as e:  # never let an exception cross into libobs
+                log(L.LOG_ERROR, f"{fn.__name__}: {type(e).__name__}: {e}")
+                return default
+        call.__name__ = fn.__name__
+        return call
+    return wrap
+
+
+@_guard(0)
+def _create(settings, source):
+    filt = PortraitMatte(source)
+    key = _next_id[0]
+    _next_id[0] += 1
+    instances[key] = filt
+    filt.update(read_settings(settings))
+    return key
+
+
+@_guard()
+def _destroy(data):
+    filt = instances.pop(data, None)
+    if filt is not None:
+        filt.destroy()
+
+
+@_guard()
+def _update(data, settings):
+    if data in instances:
+        instances[data].update(read_settings(settings))
+
+
+@_guard()
+def _render(data, effect):
+    filt = instances.get(data)
+    if filt is None:
+        return
+    filt.render()
+
+
+@_guard(0)
+def _properties(data):
+    return properties(instances.get(data))
+
+
+@_guard()
+def _defaults(settings):
+    defaults(settings)
+
+
+_callbacks = {"get_name": L.GET_NAME(lambda _: ctypes.addressof(NAME)), "create": L.CREATE(_create),
+              "destroy": L.DESTROY(_destroy), "get_defaults": L.GET_DEFAULTS(_defaults),
+              "get_properties": L.GET_PROPERTIES(_properties), "update": L.UPDATE(_update),
+              "video_render": L.VIDEO_RENDER(_render)}
+_info = None
+
+
+def register(libobs) -> bool:
+    """Register the filter type once per process; later calls (script reloads) only report False."""
+    global lib, _info
+    if _info is not None:
+        return False
+    lib = libobs
+    _info = L.SourceInfo(id=ID, type=L.SOURCE_TYPE_FILTER, output_flags=L.SOURCE_VIDEO, **_callbacks)
+    lib.obs_register_source_s(ctypes.byref(_info), ctypes.sizeof(_info))
+    return True
+
+
+def shutdown() -> None:
+    """Stop every worker (OBS is closing or the script unloads); graphics are freed by destroy()."""
+    for filt in list(instances.values()):
+        if filt.live is not None:
+            filt.live.close(timeout=1.0)
+            filt.live = None

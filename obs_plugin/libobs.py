@@ -8,7 +8,10 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char_p, c_double, c
 p = c_void_p
 SOURCE_TYPE_FILTER = 1
 SOURCE_VIDEO = 1 << 0
+SOURCE_ASYNC = 1 << 2
+SOURCE_CUSTOM_DRAW = 1 << 3
 GS_R8, GS_RGBA = 2, 3
+EFFECT_DEFAULT = 0
 GS_ZS_NONE = 0
 GS_CLEAR_COLOR = 1
 GS_DYNAMIC = 1 << 1
@@ -51,9 +54,12 @@ SIGNATURES = {
     "obs_register_source_s": (None, [POINTER(SourceInfo), c_size_t]),
     "obs_filter_get_target": (p, [p]), "obs_filter_get_parent": (p, [p]),
     "obs_source_get_base_width": (c_uint32, [p]), "obs_source_get_base_height": (c_uint32, [p]),
-    "obs_source_skip_video_filter": (None, [p]), "obs_source_video_render": (None, [p]),
+    "obs_source_skip_video_filter": (None, [p]), "obs_source_get_output_flags": (c_uint32, [p]), "obs_source_video_render": (None, [p]),
     "obs_source_process_filter_begin": (c_bool, [p, c_int, c_int]),
     "obs_source_process_filter_end": (None, [p, p, c_uint32, c_uint32]),
+    "obs_get_base_effect": (p, [c_int]), "gs_effect_get_technique": (p, [p, c_char_p]),
+    "gs_technique_begin": (c_size_t, [p]), "gs_technique_begin_pass": (c_bool, [p, c_size_t]),
+    "gs_technique_end_pass": (None, [p]), "gs_technique_end": (None, [p]),
     "obs_enter_graphics": (None, []), "obs_leave_graphics": (None, []),
     "gs_texrender_create": (p, [c_int, c_int]), "gs_texrender_destroy": (None, [p]),
     "gs_texrender_reset": (None, [p]), "gs_texrender_begin": (c_bool, [p, c_uint32, c_uint32]),

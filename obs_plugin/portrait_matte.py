@@ -7,7 +7,7 @@ model failed to load, the source passes through unchanged.
 """
 import ctypes
 import os
-import threading
+import time
 
 import libobs as L
 
@@ -68,7 +68,7 @@ def properties(filt) -> int:
     lib.obs_property_list_add_string(dlist, b"Automatic", b"auto")
     for dev in available_devices():
         lib.obs_property_list_add_string(dlist, DEVICE_LABELS[dev].encode(), dev.encode())
-    lib.obs_properties_add_int_slider(props, b"threads", b"CPU threads (0: automatic)", 0, os.cpu_count() or 8, 1)
+    lib.obs_properties_add_int_slider(props, b"threads", b"CPU threads (0: half the cores)", 0, os.cpu_count() or 8, 1)
     lib.obs_properties_add_int_slider(props, b"every", b"Compute every N frames", 1, 10, 1)
     lib.obs_properties_add_float_slider(props, b"smoothing", b"Temporal smoothing", 0.0, 0.95, 0.05)
     lib.obs_properties_add_float_slider(props, b"grow", b"Edge: shrink (-) / grow (+), px", -10.0, 10.0, 0.5)
@@ -104,7 +104,8 @@ class PortraitMatte:
         self.size = (0, 0)
         self.alpha_version = -1
         self.frame = 0
-        self.lock = threading.Lock()
+        self.staged = False
+        self.render_ms: list = []
 
     # --- settings -------------------------------------------------------------------------------
     def update(self, settings: dict) -> None:
@@ -133,8 +134,10 @@ class PortraitMatte:
         s = self.settings
         config_name, internal = PRESETS.get(s["preset"], PRESETS["balanced"])
         config = replace(get_config(config_name), internal=internal)
-        make = lambda: Matter(config=config, device=s["device"], threads=s["threads"] or None)
-        self.live = LiveMatter(make, s["smoothing"], s["grow"], s["feather"])
+        # Automatic threads leave half the cores to OBS, the game and the encoder.
+        threads = s["threads"] or max(1, (os.cpu_count() or 2) // 2)
+        make = lambda: Matter(config=config, device=s["device"], threads=threads)
+        self.live = LiveMatter(make, s["smoothing"], s["grow"], s["feather"], nice=10)
         self.alpha_version = -1
 
     def _load_background(self, path: str):
@@ -172,7 +175,7 @@ class PortraitMatte:
                     destroy(tex)
             self.stage = lib.gs_stagesurface_create(w, h, L.GS_RGBA)
             self.alpha_tex = lib.gs_texture_create(w, h, L.GS_R8, 1, None, L.GS_DYNAMIC)
-            self.size, self.alpha_version = (w, h), -1
+            self.size, self.alpha_version, self.staged = (w, h), -1, False
             if self.live is not None:
                 self.live.reset()
         bg = getattr(self, "_bg_pixels", None)
@@ -185,9 +188,7 @@ class PortraitMatte:
         return True
 
     def _grab(self, target, w: int, h: int) -> None:
-        """Render the target into a texture, stage it, and hand a copy to the worker."""
-        import numpy as np
-
+        """Render the target into a texture and stage it for reading back on the next frame."""
         lib.gs_texrender_reset(self.texrender)
         if not lib.gs_texrender_begin(self.texrender, w, h):
             return
@@ -196,10 +197,27 @@ class PortraitMatte:
         lib.gs_ortho(0.0, float(w), 0.0, float(h), -100.0, 100.0)
         lib.gs_blend_state_push()
         lib.gs_reset_blend_state()
-        lib.obs_source_video_render(target)
+        flags = lib.obs_source_get_output_flags(target)
+        if target == lib.obs_filter_get_parent(self.source) and not flags & (L.SOURCE_ASYNC | L.SOURCE_CUSTOM_DRAW):
+            # As libobs does for a filtered synchronous source: draw it in the default effect.
+            tech = lib.gs_effect_get_technique(lib.obs_get_base_effect(L.EFFECT_DEFAULT), b"Draw")
+            for i in range(lib.gs_technique_begin(tech)):
+                lib.gs_technique_begin_pass(tech, i)
+                lib.obs_source_video_render(target)
+                lib.gs_technique_end_pass(tech)
+            lib.gs_technique_end(tech)
+        else:
+            lib.obs_source_video_render(target)
         lib.gs_blend_state_pop()
         lib.gs_texrender_end(self.texrender)
         lib.gs_stage_texture(self.stage, lib.gs_texrender_get_texture(self.texrender))
+        self.staged = True
+
+    def _read_back(self, w: int, h: int) -> None:
+        """Map the surface staged on an earlier frame (no stall waiting for the GPU) and submit it."""
+        import numpy as np
+
+        self.staged = False
         data, linesize = ctypes.POINTER(ctypes.c_uint8)(), ctypes.c_uint32()
         if lib.gs_stagesurface_map(self.stage, ctypes.byref(data), ctypes.byref(linesize)):
             try:
@@ -210,6 +228,18 @@ class PortraitMatte:
             self.live.submit(frame)
 
     def render(self) -> None:
+        start = time.perf_counter()
+        try:
+            self._render()
+        finally:
+            self.render_ms.append((time.perf_counter() - start) * 1e3)
+            if len(self.render_ms) >= 100:
+                ms = sorted(self.render_ms)
+                latency = f", matte {self.live.last_ms:.0f} ms" if self.live else ""
+                log(L.LOG_INFO, f"render thread: median {ms[50]:.2f} ms, max {ms[-1]:.2f} ms per frame{latency}")
+                self.render_ms.clear()
+
+    def _render(self) -> None:
         target = lib.obs_filter_get_target(self.source)
         w, h = lib.obs_source_get_base_width(target), lib.obs_source_get_base_height(target)
         live = self.live
@@ -218,7 +248,9 @@ class PortraitMatte:
             lib.obs_source_skip_video_filter(self.source)
             return
         self.frame += 1
-        if live.idle and self.frame % self.settings["every"] == 0:
+        if self.staged:
+            self._read_back(w, h)
+        elif live.idle and self.frame % self.settings["every"] == 0:
             self._grab(target, w, h)
         alpha, version = live.latest()
         if alpha is None or alpha.shape != (h, w):

@@ -1,5 +1,6 @@
 """Live matting for hosts that render in real time: a worker thread that always mattes the newest
 frame and hands back the newest finished alpha. The host's render thread never waits for the model."""
+import os
 import threading
 import time
 
@@ -15,10 +16,12 @@ class LiveMatter:
     make_matter: a callable returning a `cramatte.Matter`, called on the worker thread (a model that
     fails to load leaves `error` set and the host passes video through).
     channels: "rgba" or "bgra" order of submitted 4-channel uint8 frames.
+    nice: raise the worker thread's niceness (Linux) so the host's render thread wins the CPU.
     """
 
     def __init__(self, make_matter, smoothing: float = 0.0, grow: float = 0.0, feather: float = 0.0,
-                 channels: str = "rgba"):
+                 channels: str = "rgba", nice: int = 0):
+        self.nice = nice
         self.smoothing, self.grow, self.feather, self.channels = smoothing, grow, feather, channels
         self.error: str | None = None
         self.frames_done = 0
@@ -60,6 +63,11 @@ class LiveMatter:
 
     def _run(self):
         self._prev = None
+        if self.nice and hasattr(os, "setpriority"):
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+            except OSError:
+                pass
         try:
             matter = self._make()
         except Exception as e:  # any load failure: report it, never take the host down

@@ -42,6 +42,12 @@ class FakeLibobs:
     def obs_filter_get_target(self, source):
         return 7
 
+    def obs_filter_get_parent(self, source):
+        return 7
+
+    def obs_source_get_output_flags(self, source):
+        return 1
+
     def obs_source_get_base_width(self, target):
         return self.frame.shape[1]
 
@@ -93,6 +99,9 @@ class FakeLibobs:
 
     def gs_texrender_begin(self, tr, w, h):
         return True
+
+    def gs_technique_begin(self, tech):
+        return 1
 
     def gs_texrender_get_texture(self, tr):
         return self._new()

@@ -1,0 +1,73 @@
+"""Drives a running OBS over obs-websocket (inside the test's network namespace) and writes what it
+sees to RESULTS_DIR: screenshots as PNG and figures as results.json."""
+import base64
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import obsws_python as obsws
+
+SOURCE, FILTER = "Portrait", "Portrait Matte"
+out = Path(sys.argv[1])
+
+
+def connect(seconds=60):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return obsws.ReqClient(host="127.0.0.1", port=4455, password="", timeout=10)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def shot(client, name):
+    data = client.get_source_screenshot(SOURCE, "png", 512, 512, -1).image_data
+    png = base64.b64decode(data.split(",", 1)[1])
+    (out / f"{name}.png").write_bytes(png)
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def wait_for(client, name, ok, seconds=90):
+    deadline = time.monotonic() + seconds
+    while True:
+        img = shot(client, name)
+        if ok(img) or time.monotonic() > deadline:
+            return img
+        time.sleep(0.5)
+
+
+def skipped(client):
+    s = client.get_stats()
+    return s.render_skipped_frames, s.render_total_frames
+
+
+results = {}
+try:
+    client = connect()
+    before = shot(client, "before")
+    results["before_alpha_min"] = int(before[..., 3].min())
+    s0, t0 = skipped(client)
+    time.sleep(4)
+    s1, t1 = skipped(client)
+    results["baseline_frames"], results["baseline_skipped"] = t1 - t0, s1 - s0
+    client.create_source_filter(SOURCE, FILTER, "cramatte_portrait_matte",
+                                {"device": "cpu", "smoothing": 0.0, "feather": 0.0})
+    matte = wait_for(client, "transparent", lambda im: im.shape[2] == 4 and im[..., 3].min() < 20)
+    s0, t0 = skipped(client)
+    time.sleep(4)
+    s1, t1 = skipped(client)
+    results["render_frames"], results["render_skipped"] = t1 - t0, s1 - s0
+    client.set_source_filter_settings(SOURCE, FILTER, {"background": "blur", "blur": 30.0}, overlay=True)
+    wait_for(client, "blur", lambda im: im[..., 3].min() > 235, 30)
+    client.set_source_filter_settings(SOURCE, FILTER, {"show_matte": True}, overlay=True)
+    wait_for(client, "show_matte", lambda im: np.abs(im[..., 0].astype(int) - im[..., 2]).max() < 3
+             and im[..., 3].min() > 235, 30)
+    results["ok"] = True
+except Exception as e:
+    results["error"] = f"{type(e).__name__}: {e}"
+(out / "results.json").write_text(json.dumps(results))

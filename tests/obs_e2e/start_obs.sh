@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs inside `unshare -n`: loopback only. Starts Xvfb and OBS with the prepared HOME, then the client.
+# usage: start_obs.sh HOME_DIR CLIENT_PYTHON CLIENT_SCRIPT RESULTS_DIR
+set -u
+export HOME="$1"
+ip link set lo up
+Xvfb :99 -screen 0 1280x720x24 +extension GLX -nolisten tcp >"$4/xvfb.log" 2>&1 &
+XVFB=$!
+sleep 1
+DISPLAY=:99 LIBGL_ALWAYS_SOFTWARE=1 obs --disable-shutdown-check --multi >"$4/obs.log" 2>&1 &
+OBS=$!
+"$2" "$3" "$4"
+STATUS=$?
+kill -TERM "$OBS" 2>/dev/null
+for _ in $(seq 50); do kill -0 "$OBS" 2>/dev/null || break; sleep 0.2; done
+kill -0 "$OBS" 2>/dev/null && { echo "obs did not exit on SIGTERM" >>"$4/obs.log"; kill -KILL "$OBS"; }
+kill "$XVFB" 2>/dev/null
+exit $STATUS

@@ -175,3 +175,40 @@ def test_script_finds_cramatte_or_says_what_to_install(tmp_path):
     portrait_matte.state["import_error"] = "cramatte is not installed for OBS's Python 3.11"
     assert "Setup needed" in script.script_description()
     script.script_unload()
+
+
+def test_remote_control_never_shows_the_password(monkeypatch, capsys, caplog):
+    import logging
+
+    from cramatte.cli import main
+
+    calls = []
+
+    class Client:
+        def __init__(self, **kw):
+            calls.append(("connect", kw))
+            logging.getLogger("obsws_python").info("connecting with %s", kw)  # what obsws-python does
+
+        def create_source_filter(self, *a):
+            calls.append(("add", a))
+
+        def set_source_filter_settings(self, *a, **k):
+            calls.append(("set", a))
+
+        def remove_source_filter(self, *a):
+            calls.append(("remove", a))
+
+    import obsws_python
+    monkeypatch.setattr(obsws_python, "ReqClient", Client)
+    monkeypatch.setenv("OBS_WEBSOCKET_PASSWORD", "hunter2-secret")
+    with caplog.at_level(logging.DEBUG):
+        assert main(["-v", "obs", "add", "--source", "Cam", "--set", "preset=fast", "blur=20", "show_matte=true"]) == 0
+        assert main(["obs", "set", "--source", "Cam", "--set", "background=blur"]) == 0
+        assert main(["obs", "remove", "--source", "Cam"]) == 0
+    assert calls[0] == ("connect", {"host": "127.0.0.1", "port": 4455, "password": "hunter2-secret", "timeout": 10})
+    assert calls[1] == ("add", ("Cam", "Portrait Matte", "cramatte_portrait_matte",
+                                {"preset": "fast", "blur": 20, "show_matte": True}))
+    assert calls[3][0] == "set" and calls[5] == ("remove", ("Cam", "Portrait Matte"))
+    out = capsys.readouterr()
+    assert "hunter2" not in out.out + out.err and "hunter2" not in caplog.text
+    assert main(["obs", "add", "--source", "Cam", "--set", "nonsense"]) == 2

@@ -2,6 +2,7 @@
 import argparse
 import logging
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import numpy as np
@@ -235,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0)
     _model_args(p)
     p.set_defaults(func=cmd_eval)
+
+    for ep in entry_points(group="cramatte.commands"):  # host adapters add their own subcommands
+        ep.load()(sub)
     return parser
 
 

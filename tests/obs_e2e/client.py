@@ -2,6 +2,8 @@
 sees to RESULTS_DIR: screenshots as PNG and figures as results.json."""
 import base64
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -55,8 +57,12 @@ try:
     time.sleep(4)
     s1, t1 = skipped(client)
     results["baseline_frames"], results["baseline_skipped"] = t1 - t0, s1 - s0
-    client.create_source_filter(SOURCE, FILTER, "cramatte_portrait_matte",
-                                {"device": "cpu", "smoothing": 0.0, "feather": 0.0})
+    add = subprocess.run([sys.executable, "-m", "cramatte.cli", "obs", "add", "--source", SOURCE, "--set",
+                          "device=cpu", "smoothing=0.0", "feather=0.0"], capture_output=True, text=True,
+                         env={**os.environ, "OBS_WEBSOCKET_PASSWORD": ""})
+    results["cli_add"] = add.returncode
+    if add.returncode:
+        raise RuntimeError(f"cramatte obs add failed: {add.stderr}")
     matte = wait_for(client, "transparent", lambda im: im.shape[2] == 4 and im[..., 3].min() < 20)
     s0, t0 = skipped(client)
     time.sleep(4)

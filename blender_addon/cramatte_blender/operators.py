@@ -1,0 +1,131 @@
+"""The Matte Footage operator: runs the matting job in a background thread with Blender's progress
+bar (Esc cancels), then loads the matte sequence and builds the compositor nodes."""
+import os
+import tempfile
+import threading
+
+import bpy
+
+from . import footage, nodes
+
+
+def _settings(context) -> dict:
+    prefs = context.preferences.addons[__package__].preferences
+    return {"model": bpy.path.abspath(prefs.model) if prefs.model else "", "config": prefs.config,
+            "device": prefs.device, "format": prefs.file_format}
+
+
+def _out_dir(context, name: str) -> str:
+    prefs = context.preferences.addons[__package__].preferences
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    if bpy.data.filepath:
+        base = bpy.path.abspath("//cramatte")
+    else:
+        base = bpy.path.abspath(prefs.cache_folder) if prefs.cache_folder else os.path.join(tempfile.gettempdir(), "cramatte")
+    return os.path.join(base, safe)
+
+
+def _target(context, kind: str, name: str):
+    if kind == "IMAGE":
+        return bpy.data.images.get(name)
+    if kind == "CLIP":
+        return bpy.data.movieclips.get(name)
+    ed = context.scene.sequence_editor
+    strips = getattr(ed, "strips_all", None) or getattr(ed, "sequences_all", None) if ed else None
+    return strips.get(name) if strips else None
+
+
+def _finish(context, job, footage_target, frames):
+    if not frames:
+        raise ValueError("no frames were matted")
+    first = job.path(frames[0])
+    image = bpy.data.images.load(first, check_existing=True)
+    image.source = "SEQUENCE" if len(frames) > 1 else "FILE"
+    image.alpha_mode = "STRAIGHT"
+    image.colorspace_settings.name = "Linear Rec.709" if job.ext == ".exr" else "sRGB"
+    image.reload()
+    node_target = footage_target if isinstance(footage_target, (bpy.types.Image, bpy.types.MovieClip)) else \
+        bpy.data.images.load(first if "movie" not in job.desc else job.desc["movie"], check_existing=True)
+    nodes.build(context.scene, node_target, image, frames[0], len(frames))
+    return image
+
+
+class CRAMATTE_OT_matte(bpy.types.Operator):
+    """Matte the footage (person -> alpha) and wire the result into the compositor"""
+    bl_idname = "cramatte.matte"
+    bl_label = "Matte Footage"
+    bl_options = {"REGISTER"}
+
+    kind: bpy.props.EnumProperty(items=[("IMAGE", "Image", ""), ("CLIP", "Movie Clip", ""),
+                                        ("STRIP", "Sequencer Strip", "")], default="IMAGE")
+    name: bpy.props.StringProperty(name="Footage")
+
+    def _prepare(self, context):
+        target = _target(context, self.kind, self.name)
+        if target is None:
+            raise ValueError(f"no {self.kind.lower()} named '{self.name}'")
+        desc = footage.describe(target)
+        return target, footage.MatteJob(desc, _out_dir(context, desc["name"]), _settings(context))
+
+    def execute(self, context):
+        """Synchronous run (scripts, background mode)."""
+        try:
+            target, job = self._prepare(context)
+            frames = job.run()
+            image = _finish(context, job, target, frames)
+        except (ImportError, ValueError, OSError) as e:
+            self.report({"ERROR"}, f"cramatte: {e}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"matte of {len(frames)} frames ({job.reused} reused) -> {image.name}")
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        try:
+            self._target_obj, self._job = self._prepare(context)
+        except (ImportError, ValueError, OSError) as e:
+            self.report({"ERROR"}, f"cramatte: {e}")
+            return {"CANCELLED"}
+        self._frames, self._progress = None, (0, self._job.total)
+        self._thread = threading.Thread(target=self._work, daemon=True)
+        self._thread.start()
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.progress_begin(0, 100)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def _work(self):
+        try:
+            self._frames = self._job.run(lambda done, total: setattr(self, "_progress", (done, total)))
+        except Exception as e:  # reported on the main thread
+            self._job.error = f"{type(e).__name__}: {e}"
+
+    def modal(self, context, event):
+        wm = context.window_manager
+        if event.type == "ESC":
+            self._job.cancelled = True
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        done, total = self._progress
+        wm.progress_update(int(100 * done / total) if total else done % 100)
+        if context.area:
+            context.area.header_text_set(f"cramatte: frame {done}" + (f" of {total}" if total else "") + " (Esc to cancel)")
+        if self._thread.is_alive():
+            return {"PASS_THROUGH"}
+        wm.event_timer_remove(self._timer)
+        wm.progress_end()
+        if context.area:
+            context.area.header_text_set(None)
+        if self._job.error:
+            self.report({"ERROR"}, f"cramatte: {self._job.error}")
+            return {"CANCELLED"}
+        if self._job.cancelled:
+            self.report({"WARNING"}, f"cramatte: cancelled after {done} frames (kept for the next run)")
+            return {"CANCELLED"}
+        try:
+            _finish(context, self._job, self._target_obj, self._frames)
+        except (ValueError, OSError) as e:
+            self.report({"ERROR"}, f"cramatte: {e}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"cramatte: matte of {len(self._frames)} frames ({self._job.reused} reused)")
+        return {"FINISHED"}

@@ -1,0 +1,92 @@
+"""Real Blender (bpy as a module, in its own environment): the add-on mattes a short sequence, builds
+the compositor nodes, the compositor renders the alpha; and the extension zip builds and validates.
+
+The bpy environment is named by CRAMATTE_BLENDER_PYTHON (CI makes it: bpy 5.0.1, Python 3.11,
+numpy<2). Without it the tests skip locally; in CI (CI=true) they fail."""
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cramatte import Matter
+from cramatte.frames import srgb_to_linear
+from cramatte.io import read_image
+from conftest import ROOT, SAMPLE
+
+BPY = os.environ.get("CRAMATTE_BLENDER_PYTHON", "")
+if not (BPY and Path(BPY).exists()):
+    if os.environ.get("CI"):
+        pytest.fail("CRAMATTE_BLENDER_PYTHON must name a Python with bpy (CI creates it)", pytrace=False)
+    pytest.skip("set CRAMATTE_BLENDER_PYTHON to a Python with bpy", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def blender_run(tmp_path_factory):
+    work, out = tmp_path_factory.mktemp("blender_work"), tmp_path_factory.mktemp("blender_out")
+    proc = subprocess.run([BPY, str(Path(__file__).parent / "blender" / "run_blender.py"),
+                           str(ROOT / "blender_addon" / "cramatte_blender"), str(work), str(out), str(SAMPLE)],
+                          capture_output=True, text=True, timeout=600)
+    results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
+    assert results.get("ok"), f"{results}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return out, results
+
+
+def _frame2():
+    sample = read_image(SAMPLE)[0][::4, ::4][..., :3]
+    return np.ascontiguousarray(np.roll(sample, 12, axis=1))
+
+
+def _iou(a, b):
+    a, b = a > 0.5, b > 0.5
+    return (a & b).sum() / (a | b).sum()
+
+
+def test_addon_builds_the_node_tree(blender_run):
+    _, r = blender_run
+    assert r["enabled"] and r["png_op"] == ["FINISHED"] and r["exr_op"] == ["FINISHED"]
+    assert r["set_alpha_mode"] == "Replace Alpha"
+    assert "cramatte matte:Alpha->cramatte set alpha:Alpha" in r["links"]
+    assert "cramatte footage:Image->cramatte set alpha:Image" in r["links"]
+    assert any(link.endswith(":Foreground") for link in r["links"])
+
+
+@pytest.mark.parametrize("tag", ["png", "exr"])
+def test_rendered_alpha_matches_the_cli(blender_run, tag):
+    out, _ = blender_run
+    render = cv2.imread(str(out / f"render_{tag}.png"), cv2.IMREAD_UNCHANGED)
+    ref = Matter(config="realtime")(_frame2()).alpha
+    assert render.shape == (128, 128, 4)
+    assert _iou(render[..., 3] / 255, ref) >= 0.95
+
+
+def test_linear_and_srgb_plates_give_the_same_matte(blender_run):
+    _, r = blender_run
+    png = read_image(Path(r["matte_png_dir"]) / "matte_0002.png")[0][..., 3] / 65535
+    exr = read_image(Path(r["matte_exr_dir"]) / "matte_0002.png")[0][..., 3] / 65535
+    assert np.abs(png - exr).max() < 0.02
+    assert np.abs(Matter(config="realtime")(srgb_to_linear(_frame2() / np.float32(255)), colorspace="linear").alpha
+                  - png).max() < 0.02
+
+
+def test_sources_untouched_and_unchanged_frames_reused(blender_run):
+    _, r = blender_run
+    assert r["sources_untouched"] and r["reused_unchanged"]
+
+
+def test_extension_zip_builds_and_validates(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "blender_addon" / "build.py"), "--blender-python", BPY,
+                           "--platforms", "linux-x64", "-o", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    zips = list(tmp_path.glob("cramatte-*.zip"))
+    assert len(zips) == 1
+    names = zipfile.ZipFile(zips[0]).namelist()
+    assert "blender_manifest.toml" in names and "operators.py" in names
+    wheels = [n for n in names if n.endswith(".whl")]
+    assert any(n.startswith("wheels/cramatte-") for n in wheels) and any("onnxruntime" in n for n in wheels)
+    assert not any("torch" in n for n in wheels)

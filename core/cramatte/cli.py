@@ -61,7 +61,7 @@ def cmd_matte(args) -> int:
 
     from . import io
     from .frames import to_unit_float
-    from .runtime import Matter
+    from .runtime import Matter, VideoMatter
 
     matter = Matter(args.model, config=args.config, backend=args.backend, device=args.device, threads=args.threads)
     writer = FrameWriter(args, _parse_background(args.background))
@@ -89,10 +89,11 @@ def cmd_matte(args) -> int:
                 print(dest)
             continue
         frames, fps, count = io.read_video(path)
+        video_matter = VideoMatter(matter, strength=args.temporal)
         videos = {}
         try:
             for i, frame in enumerate(tqdm(frames, total=count or None, desc=path.name, unit="frame")):
-                matte = matter(frame, foreground=need_fg)
+                matte = video_matter(frame, foreground=need_fg)
                 for kind, pixels in writer.pictures(to_unit_float(frame[None])[0], matte).items():
                     if args.video_codec == "png":
                         io.write_image(target(out_dir / f"{path.stem}_{kind}" / f"{i:06d}{suffix}"), pixels,
@@ -198,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="png: an image sequence per output; prores (.mov) / vp9 (.webm): video with alpha")
     p.add_argument("--colorspace", default="auto", choices=["auto", "srgb", "linear"])
     p.add_argument("--threads", type=int)
+    p.add_argument("--temporal", type=float, default=0.7,
+                   help="video mode: weight of the previous frame's matte where nothing moved (0: per frame)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=cmd_matte)
 

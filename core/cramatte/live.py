@@ -7,11 +7,13 @@ import time
 import numpy as np
 
 from .edges import adjust_edges
+from .temporal import TemporalFilter
 
 
 class LiveMatter:
     """submit() frames from the render thread (non-blocking, newest wins); latest() returns the newest
-    alpha as uint8 HxW, smoothed over time and edge-adjusted, or None before the first one.
+    alpha as uint8 HxW, smoothed over time (`cramatte.temporal`, strength = smoothing) and
+    edge-adjusted, or None before the first one.
 
     make_matter: a callable returning a `cramatte.Matter`, called on the worker thread (a model that
     fails to load leaves `error` set and the host passes video through).
@@ -33,6 +35,7 @@ class LiveMatter:
         self._version = 0
         self._stop = False
         self._busy = False
+        self._temporal = TemporalFilter(strength=smoothing)
         self._thread = threading.Thread(target=self._run, name="cramatte-live", daemon=True)
         self._thread.start()
 
@@ -53,7 +56,8 @@ class LiveMatter:
     def reset(self) -> None:
         """Forget the temporal state (a new scene or a resized source)."""
         with self._cond:
-            self._alpha, self._prev = None, None
+            self._alpha = None
+            self._temporal.reset()
 
     def close(self, timeout: float = 5.0) -> None:
         with self._cond:
@@ -62,7 +66,6 @@ class LiveMatter:
         self._thread.join(timeout)
 
     def _run(self):
-        self._prev = None
         if self.nice and hasattr(os, "setpriority"):
             try:
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
@@ -84,11 +87,9 @@ class LiveMatter:
             try:
                 start = time.perf_counter()
                 rgb = frame[..., 2::-1] if self.channels == "bgra" else frame[..., :3]
-                alpha = matter(np.ascontiguousarray(rgb)).alpha
-                prev = self._prev
-                if prev is not None and prev.shape == alpha.shape and self.smoothing > 0:
-                    alpha = self.smoothing * prev + (1 - self.smoothing) * alpha
-                self._prev = alpha
+                rgb = np.ascontiguousarray(rgb)
+                self._temporal.strength = self.smoothing
+                alpha = self._temporal(rgb.astype(np.float32) / 255, matter(rgb).alpha)
                 if self.grow or self.feather:
                     alpha = adjust_edges(alpha, self.grow, self.feather)
                 self._alpha = (alpha * 255 + 0.5).astype(np.uint8)

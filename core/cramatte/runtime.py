@@ -10,6 +10,7 @@ from . import frames as F
 from .backends import OnnxBackend, TorchBackend
 from .foreground import estimate_foreground
 from .model.configs import Config, get_config
+from .temporal import TemporalFilter
 
 BACKENDS = {"onnx": OnnxBackend, "torch": TorchBackend}
 
@@ -67,13 +68,19 @@ class Matter:
         or float32; colorspace "srgb" (display-referred) or "linear" (scene-linear Rec.709).
         Returns a `Matte` shaped like the input (single frame -> [H, W] alpha)."""
         batch, single = F.as_batch(frames)
-        rgb = F.to_model_rgb(batch, colorspace)
+        return self._finish(batch, single, self.alpha(F.to_model_rgb(batch, colorspace)), foreground)
+
+    def alpha(self, rgb: np.ndarray) -> np.ndarray:
+        """[N, H, W, 3] float32 sRGB in [0, 1] (see `frames.to_model_rgb`) -> alpha [N, H, W] float32."""
         n, h, w, _ = rgb.shape
         lh, lw = self.config.internal_size(h, w)
         src = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))
         src_lr = np.stack([cv2.resize(f, (lw, lh), interpolation=cv2.INTER_AREA) for f in rgb])
         src_lr = np.ascontiguousarray(src_lr.transpose(0, 3, 1, 2))
-        alpha = self.backend(src, src_lr, self.config.regions(h, w))[:, 0]
+        return self.backend(src, src_lr, self.config.regions(h, w))[:, 0]
+
+    @staticmethod
+    def _finish(batch: np.ndarray, single: bool, alpha: np.ndarray, foreground: bool) -> Matte:
         fg = None
         if foreground:
             own = F.to_unit_float(batch)
@@ -81,3 +88,22 @@ class Matter:
         if single:
             return Matte(alpha[0], None if fg is None else fg[0])
         return Matte(alpha, fg)
+
+
+class VideoMatter:
+    """Video mode over a `Matter`: frames in order, one at a time; the temporal state (see
+    `cramatte.temporal`) removes flicker and resets by itself on scene cuts. `reset()` starts afresh."""
+
+    def __init__(self, matter: Matter, **temporal):
+        self.matter, self.filter = matter, TemporalFilter(**temporal)
+
+    def reset(self) -> None:
+        self.filter.reset()
+
+    def __call__(self, frame: np.ndarray, colorspace: str = "srgb", foreground: bool = False) -> Matte:
+        batch, single = F.as_batch(frame)
+        if not single:
+            raise F.FrameError("video mode takes one frame at a time, in order")
+        rgb = F.to_model_rgb(batch, colorspace)
+        alpha = self.filter(rgb[0], self.matter.alpha(rgb)[0])[None]
+        return Matter._finish(batch, True, alpha, foreground)

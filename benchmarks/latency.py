@@ -38,6 +38,42 @@ def run_case(backend: str, config: str, size: str, runs: int, threads: int | Non
             "min_ms": float(np.min(times)), "peak_mb": peak_mb, "providers": matter.providers}
 
 
+def split(config: str, size: str, runs: int) -> None:
+    """ms per stage of the ONNX path: input conversion + resize, the graph with a single region
+    (low-res network, upsampling, paste), and the extra time for the configuration's K regions."""
+    import cv2
+
+    from cramatte import Matter
+    from cramatte import frames as F
+
+    h, w = SIZES[size]
+    frame = cv2.resize(cv2.imread("examples/astronaut.png")[..., ::-1], (w, h))
+    matter = Matter(config=config, device="cpu")
+    lh, lw = matter.config.internal_size(h, w)
+
+    def timed(fn):
+        fn()
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - start) * 1e3)
+        return float(np.median(times))
+
+    def prepare():
+        rgb = F.to_model_rgb(F.as_batch(frame)[0])
+        src = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))
+        lr = cv2.resize(rgb[0], (lw, lh), interpolation=cv2.INTER_AREA)
+        return src, np.ascontiguousarray(lr.transpose(2, 0, 1)[None])
+
+    src, lr = prepare()
+    pre = timed(prepare)
+    one = timed(lambda: matter.backend(src, lr, 1))
+    full = timed(lambda: matter.backend(src, lr, matter.config.regions(h, w)))
+    print(f"{config:9} {size:10} input {pre:6.1f} ms | graph with 1 region {one:6.1f} ms | "
+          f"+{matter.config.regions(h, w)} regions {full - one:6.1f} ms | total {pre + full:6.1f} ms")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--backends", nargs="+", default=["onnx", "torch"])
@@ -45,8 +81,14 @@ def main():
     p.add_argument("--sizes", nargs="+", default=list(SIZES))
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--threads", type=int)
+    p.add_argument("--split", action="store_true", help="ms per stage (ONNX) instead of the end-to-end table")
     p.add_argument("--case", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.split:
+        for config in args.configs:
+            for size in args.sizes:
+                split(config, size, args.runs)
+        return
     if args.case:
         backend, config, size = args.case.split(",")
         print(json.dumps(run_case(backend, config, size, args.runs, args.threads)))

@@ -46,7 +46,7 @@ class FrameWriter:
             if kind == "alpha":
                 out[kind] = matte.alpha
             elif kind in ("rgba", "premultiplied"):
-                out[kind] = compose.rgba(matte.foreground, matte.alpha, kind == "premultiplied")
+                out[kind] = matte.rgba(kind == "premultiplied")
             else:
                 bkind, value = self.background
                 bg = compose.background_like(bkind, frame01, colour=value if bkind == "colour" else (0, 1, 0),

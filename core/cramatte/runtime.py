@@ -6,6 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import compose
 from . import frames as F
 from .backends import OnnxBackend, TorchBackend
 from .foreground import estimate_foreground
@@ -34,8 +35,7 @@ class Matte:
         """[..., H, W, 4] float32 cut-out (needs the foreground)."""
         if self.foreground is None:
             raise ValueError("RGBA needs the foreground: call the Matter with foreground=True")
-        a = self.alpha[..., None]
-        return np.concatenate([self.foreground * a if premultiplied else self.foreground, a], -1)
+        return compose.rgba(self.foreground, self.alpha, premultiplied)
 
 
 class Matter:

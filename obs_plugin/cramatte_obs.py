@@ -76,3 +76,4 @@ def script_load(settings):
 
 def script_unload():
     portrait_matte.shutdown()
+    portrait_matte.log(libobs.LOG_INFO, "script unloaded, workers stopped")

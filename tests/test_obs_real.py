@@ -101,3 +101,10 @@ def test_obs_kept_rendering_while_the_model_ran(obs_run):
     _, data, _ = obs_run
     assert data["render_frames"] > 60
     assert data["render_skipped"] / data["render_frames"] < 0.05
+
+
+def test_obs_quits_cleanly_with_the_worker_running(obs_run):
+    results, _, log = obs_run
+    assert (results / "obs_exit").read_text().strip() == "exited 0"
+    assert "script unloaded, workers stopped" in log
+    assert "Number of memory leaks: 0" in log

@@ -113,3 +113,29 @@ def test_unavailable_device_falls_back_with_a_note(caplog):
 def test_torch_backend_matches_onnx(matter, sample):
     torch_matter = Matter(backend="torch", device="cpu")
     assert np.abs(torch_matter(sample).alpha - matter(sample).alpha).max() <= 1e-3
+
+
+def test_fresh_onnx_export_matches_torch(tmp_path):
+    from cramatte.export import export_onnx, max_difference
+    from cramatte.runtime import shipped_model
+
+    weights = shipped_model(".safetensors")
+    onnx = export_onnx(weights, tmp_path / "fresh.onnx")
+    rng = np.random.default_rng(0)
+    for (h, w), (lh, lw), k in (((65, 97), (64, 96), 80), ((333, 251), (320, 256), 500)):
+        src = rng.random((1, 3, h, w), dtype=np.float32)
+        lr = rng.random((1, 3, lh, lw), dtype=np.float32)
+        assert max_difference(weights, onnx, src, lr, k) <= 1e-3
+
+
+def test_missing_libraries_are_named(monkeypatch, sample, tmp_path):
+    import sys
+
+    from cramatte.io import VideoWriter
+
+    monkeypatch.setitem(sys.modules, "av", None)
+    with pytest.raises(ImportError, match=r"PyAV: pip install 'cramatte\[video\]'"):
+        VideoWriter(tmp_path / "x.mov", "prores", 30, 64, 64)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r"needs PyTorch: pip install 'cramatte\[torch\]'"):
+        Matter(backend="torch")

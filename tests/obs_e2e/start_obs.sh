@@ -11,8 +11,14 @@ DISPLAY=:99 LIBGL_ALWAYS_SOFTWARE=1 obs --disable-shutdown-check --multi >"$4/ob
 OBS=$!
 "$2" "$3" "$4"
 STATUS=$?
-kill -TERM "$OBS" 2>/dev/null
-for _ in $(seq 50); do kill -0 "$OBS" 2>/dev/null || break; sleep 0.2; done
-kill -0 "$OBS" 2>/dev/null && { echo "obs did not exit on SIGTERM" >>"$4/obs.log"; kill -KILL "$OBS"; }
+# Quit OBS as a desktop session would, with the filter's worker still running.
+kill -INT "$OBS" 2>/dev/null
+for _ in $(seq 75); do kill -0 "$OBS" 2>/dev/null || break; sleep 0.2; done
+if kill -0 "$OBS" 2>/dev/null; then
+    echo "killed" >"$4/obs_exit"
+    kill -KILL "$OBS"
+else
+    wait "$OBS"; echo "exited $?" >"$4/obs_exit"
+fi
 kill "$XVFB" 2>/dev/null
 exit $STATUS

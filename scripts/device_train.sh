@@ -2,11 +2,13 @@
 # Train on a lent GPU machine within a fixed budget and leave the weights in OUT.
 # usage: bash scripts/device_train.sh PACK_DIR MINUTES OUT [extra `cramatte train` options]
 # PACK_DIR comes from scripts/pack_data.py; a checkpoint in OUT/run resumes exactly.
+# The GPU image has torch, onnx, onnxruntime, OpenCV, scipy and safetensors but nothing can be
+# fetched there: carry pymatting as a wheel in .whl/ (pip download --no-deps -d .whl pymatting).
 set -euo pipefail
 pack=$1 minutes=$2 out=$3
 shift 3
-python3 -c "import torch" 2>/dev/null || python3 -m pip install -q torch
-python3 -m pip install -q -e . safetensors onnx pymatting scipy
+python3 -c "import pymatting" 2>/dev/null || python3 -m pip install -q --no-index --no-deps .whl/*.whl
+export PYTHONPATH="$PWD/core${PYTHONPATH:+:$PYTHONPATH}"
 trunk=$(ls "$pack"/*.onnx 2>/dev/null | head -n1 || true)
 python3 -m cramatte.cli train realtime --data "$pack/portraits" --cutouts "$pack/cutouts" \
     --backgrounds "$pack/backgrounds" ${trunk:+--init-trunk "$trunk"} --out "$out/run" \

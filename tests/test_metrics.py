@@ -69,3 +69,24 @@ def test_trimap_from_alpha():
     a[5:16, 5:16] = 1
     t = metrics.trimap_from_alpha(a, kernel=3)
     assert t[10, 10] == 2 and t[0, 0] == 0 and t[5, 5] == 1 and t[4, 10] == 1
+
+
+def test_eval_cli_on_images_and_clips(tmp_path, sample, capsys):
+    from cramatte.cli import main
+    from cramatte.io import write_image
+    from cramatte.synthetic import make_clip
+
+    frames, alphas = make_clip(sample[::4, ::4] / np.float32(255), np.zeros((128, 128), np.float32), frames=4)
+    alphas[:, 40:90, 40:80] = 1.0  # any exact alpha will do for checking the bookkeeping
+    for clip in ("a", "b"):
+        for sub in ("image", "alpha"):
+            (tmp_path / "clips" / clip / sub).mkdir(parents=True)
+        for i, (f, a) in enumerate(zip(frames, alphas)):
+            write_image(tmp_path / "clips" / clip / "image" / f"{i:03d}.png", f)
+            write_image(tmp_path / "clips" / clip / "alpha" / f"{i:03d}.png", a)
+    assert main(["eval", "--video", "--data", str(tmp_path / "clips")]) == 0
+    out = capsys.readouterr().out
+    assert "2 clips" in out and "per-frame" in out and "video mode" in out and "dtSSD" in out
+    assert main(["eval", "--data", str(tmp_path / "clips" / "a"), "--out", str(tmp_path / "ev")]) == 0
+    assert (tmp_path / "ev" / "metrics.csv").read_text().count("\n") == 5  # header + 4 frames
+    assert (tmp_path / "ev" / "sheet.png").exists()

@@ -168,8 +168,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import evaluate
+    from .evaluate import evaluate, evaluate_video
 
+    if args.video:
+        evaluate_video(args.data, model=args.model, config=args.config, backend=args.backend)
+        return 0
     evaluate(args.data, out=args.out, model=args.model, config=args.config, backend=args.backend,
              limit=args.limit)
     return 0
@@ -237,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--out", default="runs/eval")
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--video", action="store_true",
+                   help="DATA holds one sub-folder per clip: report dtSSD and MAD, per-frame and video mode")
     _model_args(p)
     p.set_defaults(func=cmd_eval)
 

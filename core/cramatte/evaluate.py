@@ -31,6 +31,7 @@ def contact_sheet(rows: list, path, width: int = 4 * 240) -> None:
 def evaluate(data, out="runs/eval", model=None, config: str = "realtime", backend: str = "onnx",
              limit: int = 0, sheet_rows: int = 12, matter=None) -> dict:
     """Mean metrics over `data` (any layout `find_pairs` knows); writes metrics.csv and sheet.png to `out`."""
+    from .frames import to_unit_float
     from .io import read_image
     from .runtime import Matter
 
@@ -51,8 +52,7 @@ def evaluate(data, out="runs/eval", model=None, config: str = "realtime", backen
         m = all_metrics(pred, gt)
         rows.append({"image": image_path.name, **{k: round(m[k], 5) for k in COLUMNS}})
         if len(sheet) < sheet_rows:
-            rgb = frame[..., :3].astype(np.float32) / (255 if frame.dtype == np.uint8 else 1)
-            sheet.append([rgb, gt, pred, np.abs(pred - gt)])
+            sheet.append([to_unit_float(frame[None])[0], gt, pred, np.abs(pred - gt)])
     with (out / "metrics.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["image"] + COLUMNS)
         w.writeheader()

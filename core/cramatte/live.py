@@ -7,12 +7,12 @@ import time
 import numpy as np
 
 from .edges import adjust_edges
-from .temporal import TemporalFilter
+from .runtime import VideoMatter
 
 
 class LiveMatter:
     """submit() frames from the render thread (non-blocking, newest wins); latest() returns the newest
-    alpha as uint8 HxW, smoothed over time (`cramatte.temporal`, strength = smoothing) and
+    alpha as uint8 HxW, smoothed over time (video mode, `VideoMatter`, strength = smoothing) and
     edge-adjusted, or None before the first one.
 
     make_matter: a callable returning a `cramatte.Matter`, called on the worker thread (a model that
@@ -35,7 +35,7 @@ class LiveMatter:
         self._version = 0
         self._stop = False
         self._busy = False
-        self._temporal = TemporalFilter(strength=smoothing)
+        self._video = None
         self._thread = threading.Thread(target=self._run, name="cramatte-live", daemon=True)
         self._thread.start()
 
@@ -57,7 +57,8 @@ class LiveMatter:
         """Forget the temporal state (a new scene or a resized source)."""
         with self._cond:
             self._alpha = None
-            self._temporal.reset()
+            if self._video is not None:
+                self._video.reset()
 
     def close(self, timeout: float = 5.0) -> None:
         with self._cond:
@@ -72,7 +73,7 @@ class LiveMatter:
             except OSError:
                 pass
         try:
-            matter = self._make()
+            video = self._video = VideoMatter(self._make(), strength=self.smoothing)
         except Exception as e:  # any load failure: report it, never take the host down
             self.error = f"{type(e).__name__}: {e}"
             return
@@ -87,9 +88,8 @@ class LiveMatter:
             try:
                 start = time.perf_counter()
                 rgb = frame[..., 2::-1] if self.channels == "bgra" else frame[..., :3]
-                rgb = np.ascontiguousarray(rgb)
-                self._temporal.strength = self.smoothing
-                alpha = self._temporal(rgb.astype(np.float32) / 255, matter(rgb).alpha)
+                video.filter.strength = self.smoothing
+                alpha = video(np.ascontiguousarray(rgb)).alpha
                 if self.grow or self.feather:
                     alpha = adjust_edges(alpha, self.grow, self.feather)
                 self._alpha = (alpha * 255 + 0.5).astype(np.uint8)

@@ -9,7 +9,6 @@ import bpy
 
 LINEAR_SPACES = {"Linear Rec.709", "Linear", "Linear CIE-XYZ E", "Linear CIE-XYZ D65", "ACEScg", "ACES2065-1",
                  "Linear Rec.2020", "Linear FilmLight E-Gamut", "Linear DCI-P3 D65"}
-MOVIE_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mxf"}
 
 
 def _colorspace(settings, path: str) -> str:

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .trunk import Trunk
+from .trunk import Trunk, _up2
 
 
 class Attention(nn.Module):
@@ -71,7 +71,3 @@ class LowResNet(nn.Module):
         d8 = self.up8(torch.cat([_up2(t), f8], 1))
         d4 = self.up4(torch.cat([_up2(d8), f4], 1))
         return self.head16(t), self.head8(d8), self.head4(d4)
-
-
-def _up2(x):
-    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)

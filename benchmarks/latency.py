@@ -39,39 +39,38 @@ def run_case(backend: str, config: str, size: str, runs: int, threads: int | Non
 
 
 def split(config: str, size: str, runs: int) -> None:
-    """ms per stage of the ONNX path: input conversion + resize, the graph with a single region
-    (low-res network, upsampling, paste), and the extra time for the configuration's K regions."""
+    """ms per stage of the ONNX path, timed inside `Matter.alpha`: the low-resolution network, the
+    refiner, and everything else (resize in, region selection and gathering, upsampling, paste)."""
     import cv2
 
     from cramatte import Matter
-    from cramatte import frames as F
 
     h, w = SIZES[size]
     frame = cv2.resize(cv2.imread("examples/astronaut.png")[..., ::-1], (w, h))
     matter = Matter(config=config, device="cpu")
-    lh, lw = matter.config.internal_size(h, w)
+    spent = {"coarse": 0.0, "refine": 0.0}
+    regions = []
 
-    def timed(fn):
-        fn()
-        times = []
-        for _ in range(runs):
+    def timer(name, fn):
+        def run(*args):
             start = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - start) * 1e3)
-        return float(np.median(times))
+            out = fn(*args)
+            spent[name] += (time.perf_counter() - start) * 1e3
+            return out
+        return run
 
-    def prepare():
-        rgb = F.to_model_rgb(F.as_batch(frame)[0])
-        src = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))
-        lr = cv2.resize(rgb[0], (lw, lh), interpolation=cv2.INTER_AREA)
-        return src, np.ascontiguousarray(lr.transpose(2, 0, 1)[None])
-
-    src, lr = prepare()
-    pre = timed(prepare)
-    one = timed(lambda: matter.backend(src, lr, 1))
-    full = timed(lambda: matter.backend(src, lr, matter.config.regions(h, w)))
-    print(f"{config:9} {size:10} input {pre:6.1f} ms | graph with 1 region {one:6.1f} ms | "
-          f"+{matter.config.regions(h, w)} regions {full - one:6.1f} ms | total {pre + full:6.1f} ms")
+    matter.backend.coarse = timer("coarse", matter.backend.coarse)
+    matter.backend.refine = timer("refine", lambda p, o, m, fn=matter.backend.refine: regions.append(len(p)) or fn(p, o, m))
+    matter(frame)
+    spent.update(coarse=0.0, refine=0.0)
+    start = time.perf_counter()
+    for _ in range(runs):
+        matter(frame)
+    total = (time.perf_counter() - start) * 1e3 / runs
+    coarse, refine = spent["coarse"] / runs, spent["refine"] / runs
+    print(f"{config:9} {size:10} low-res net {coarse:5.1f} ms | refiner {refine:5.1f} ms "
+          f"({regions[-1]} of K={matter.config.regions(h, w)} regions) | rest {total - coarse - refine:5.1f} ms | "
+          f"total {total:5.1f} ms")
 
 
 def main():

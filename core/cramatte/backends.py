@@ -1,6 +1,7 @@
 """Inference backends: ONNX Runtime (default, any provider) and PyTorch (CPU, or CUDA with fp16)."""
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -42,7 +43,20 @@ def choose_providers(device: str = "auto") -> list:
     return providers if chosen == "cpu" else providers + ["CPUExecutionProvider"]
 
 
+def _cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def refiner_path(path) -> Path:
+    """The refiner graph shipped beside a cramatte ONNX model: `name.onnx` -> `name.refiner.onnx`."""
+    path = Path(path)
+    return path.with_name(path.stem + ".refiner.onnx")
+
+
 class OnnxBackend:
+    """Two ONNX Runtime sessions: the low-resolution network (`name.onnx`: src_lr -> prob) and the
+    refiner (`name.refiner.onnx`: patches, ordinal, mask -> blocks)."""
     name = "onnx"
 
     def __init__(self, path, device: str = "auto", threads: int | None = None):
@@ -50,20 +64,34 @@ class OnnxBackend:
 
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads or 0
+        # onnxruntime's own default (0) runs at half the speed of one thread per core on small VMs.
+        opts.intra_op_num_threads = threads or _cores()
+        # Two sessions run in turn with numpy work between them: idle pool threads must sleep, not spin.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(os.fspath(path), opts, providers=choose_providers(device))
-        except Exception as e:  # onnxruntime raises its own exception types for corrupt files
-            raise ValueError(f"{path} is not a valid cramatte ONNX model ({type(e).__name__}: {e})") from None
-        names = [i.name for i in self.session.get_inputs()]
-        if names != ["src", "src_lr", "k"]:
-            raise ValueError(f"{path} is an ONNX model but not a cramatte one (inputs {names})")
-        self.providers = self.session.get_providers()
+        providers = choose_providers(device)
+        self.sessions = []
+        for file, inputs in ((Path(path), ["src_lr"]), (refiner_path(path), ["patches", "ordinal", "mask"])):
+            if not file.is_file():
+                raise FileNotFoundError(f"model file not found: {file}")
+            try:
+                session = ort.InferenceSession(os.fspath(file), opts, providers=providers)
+            except Exception as e:  # onnxruntime raises its own exception types for corrupt files
+                raise ValueError(f"{file} is not a valid cramatte ONNX model ({type(e).__name__}: {e})") from None
+            names = [i.name for i in session.get_inputs()]
+            if names != inputs:
+                raise ValueError(f"{file} is an ONNX model but not a cramatte one (inputs {names}, want {inputs})")
+            self.sessions.append(session)
+        self.providers = self.sessions[0].get_providers()
         self.device = next(d for d, p in PROVIDERS.items() if p == self.providers[0])
 
-    def __call__(self, src: np.ndarray, src_lr: np.ndarray, k: int) -> np.ndarray:
-        return self.session.run(None, {"src": src, "src_lr": src_lr, "k": np.array(k, np.int64)})[0]
+    def coarse(self, src_lr: np.ndarray) -> np.ndarray:
+        """[N, 3, h, w] float32 -> [N, 2, h/4, w/4]: coarse alpha and p(unknown)."""
+        return self.sessions[0].run(None, {"src_lr": src_lr})[0]
+
+    def refine(self, patches: np.ndarray, ordinal: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """[K, 4, 12, 12] float32, [1, K, 9] int64, [1, K, 9] bool -> refined blocks [K, 64]."""
+        return self.sessions[1].run(None, {"patches": patches, "ordinal": ordinal, "mask": mask})[0][0]
 
 
 class TorchBackend:
@@ -87,15 +115,18 @@ class TorchBackend:
         self.torch, self.device = torch, device
         self.model, _ = load_model(path)
         self.model.to(device)
-        self.half = device == "cuda"
-        if self.half:
-            self.model.half()
-        self.providers = [f"torch-{device}" + ("-fp16" if self.half else "")]
+        self.dtype = torch.float16 if device == "cuda" else torch.float32
+        self.model.to(self.dtype)
+        self.providers = [f"torch-{device}" + ("-fp16" if device == "cuda" else "")]
 
-    def __call__(self, src: np.ndarray, src_lr: np.ndarray, k: int) -> np.ndarray:
-        torch = self.torch
-        dtype = torch.float16 if self.half else torch.float32
-        with torch.inference_mode():
-            alpha = self.model(torch.from_numpy(src).to(self.device, dtype),
-                               torch.from_numpy(src_lr).to(self.device, dtype), torch.tensor(k))
-        return alpha.float().cpu().numpy()
+    def _run(self, fn, *arrays):
+        with self.torch.inference_mode():
+            out = fn(*(self.torch.from_numpy(a).to(self.device, self.dtype if a.dtype == np.float32 else None)
+                       for a in arrays))
+        return out.float().cpu().numpy()
+
+    def coarse(self, src_lr: np.ndarray) -> np.ndarray:
+        return self._run(lambda x: self.model.coarse(x)[1], src_lr)
+
+    def refine(self, patches: np.ndarray, ordinal: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self._run(self.model.refiner, patches, ordinal, mask)[0]

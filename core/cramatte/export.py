@@ -1,4 +1,4 @@
-"""Export: the whole two-stage network as one ONNX graph with dynamic batch, height and width, and a
+"""Export: ONNX graphs for the runtime (low-resolution network and refiner, dynamic sizes) and a
 TorchScript package for Nuke's Inference node (Cattery layout)."""
 import json
 import math
@@ -6,7 +6,6 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,32 +15,41 @@ from .model.configs import get_config
 OPSET = 17
 
 
+class _Coarse(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, src_lr):
+        return self.net.coarse(src_lr)[1]
+
+
+def _export(module, args, path: Path, inputs: list, output: str, axes: dict, opset: int) -> None:
+    tmp = path.with_suffix(".onnx.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, os.fspath(tmp), input_names=inputs, output_names=[output],
+                          opset_version=opset, dynamo=False, dynamic_axes=axes)
+    tmp.replace(path)
+
+
 def export_onnx(weights, out, opset: int = OPSET) -> Path:
-    """safetensors weights -> ONNX (inputs src [N,3,H,W], src_lr [N,3,h,w], k; output alpha [N,1,H,W])."""
+    """safetensors weights -> two ONNX graphs with dynamic sizes: `out` (src_lr [N,3,h,w] -> prob
+    [N,2,h/4,w/4]) and `out` with suffix .refiner.onnx (patches [K,4,12,12], ordinal and mask [1,K,9]
+    -> blocks [1,K,64]). Returns the path of the first; `Matter` finds the second beside it."""
+    from .backends import refiner_path
     from .checkpoint import load_model
 
     model, _ = load_model(weights)
-    src, src_lr, k = torch.rand(1, 3, 72, 104), torch.rand(1, 3, 64, 96), torch.tensor(40)
     out = Path(out)
-    tmp = out.with_suffix(".onnx.tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (src, src_lr, k), os.fspath(tmp), input_names=["src", "src_lr", "k"],
-                          output_names=["alpha"], opset_version=opset, dynamo=False,
-                          dynamic_axes={"src": {0: "n", 2: "height", 3: "width"},
-                                        "src_lr": {0: "n", 2: "lr_height", 3: "lr_width"},
-                                        "alpha": {0: "n", 2: "height", 3: "width"}})
-    tmp.replace(out)
+    _export(_Coarse(model), (torch.rand(1, 3, 64, 96),), out, ["src_lr"], "prob",
+            {"src_lr": {0: "n", 2: "height", 3: "width"}, "prob": {0: "n", 2: "height4", 3: "width4"}}, opset)
+    k = 6
+    ordinal = torch.randint(0, k, (1, k, 9))
+    _export(model.refiner, (torch.rand(k, 4, 12, 12), ordinal, torch.ones(1, k, 9, dtype=torch.bool)),
+            refiner_path(out), ["patches", "ordinal", "mask"], "blocks",
+            {"patches": {0: "k"}, "ordinal": {1: "k"}, "mask": {1: "k"}, "blocks": {1: "k"}}, opset)
     return out
-
-
-def max_difference(weights, onnx_path, src: np.ndarray, src_lr: np.ndarray, k: int) -> float:
-    """Largest |alpha_onnx - alpha_torch| for one input (both on CPU, float32)."""
-    from .backends import OnnxBackend, TorchBackend
-
-    a = OnnxBackend(onnx_path, "cpu")(src, src_lr, k)
-    b = TorchBackend(weights, "cpu")(src, src_lr, k)
-    return float(np.abs(a - b).max())
 
 
 class NukeMatte(nn.Module):

@@ -53,13 +53,16 @@ def to_unit_float(batch: np.ndarray) -> np.ndarray:
 
 
 def to_model_rgb(batch: np.ndarray, colorspace: str = "srgb") -> np.ndarray:
-    """NxHxWx{3,4} frames -> NxHxWx3 float32 display-referred sRGB in [0, 1], the model's input.
+    """NxHxWx{3,4} frames -> NxHxWx3 display-referred sRGB, the model's input: 8-bit sRGB stays uint8
+    (a view, no copy: the engine reads it directly), anything else becomes float32 in [0, 1].
 
     colorspace: "srgb" for display-referred pixels (PNG, JPEG, webcams), "linear" for scene-linear
     Rec.709 (EXR plates, Blender and Nuke buffers); linear values above 1 are clipped after encoding.
     """
     if colorspace not in COLORSPACES:
         raise FrameError(f"colorspace must be one of {COLORSPACES}, got {colorspace!r}")
+    if batch.dtype == np.uint8 and colorspace == "srgb":
+        return batch[..., :3]
     rgb = to_unit_float(batch)
     if colorspace == "linear":
         return np.clip(linear_to_srgb(rgb), 0, 1)

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import compose
 from . import frames as F
+from . import regions as R
 from .backends import OnnxBackend, TorchBackend
 from .foreground import estimate_foreground
 from .model.configs import Config, get_config
@@ -22,6 +23,15 @@ def shipped_model(suffix: str = ".onnx") -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"the shipped model {path} is missing; reinstall cramatte")
     return path
+
+
+def shrink(frame: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Area-average resize to w x h: an integer box filter first (cv2's fast path), then the rest."""
+    fh, fw = frame.shape[:2]
+    k = max(1, min(fh // h, fw // w))
+    if k > 1:
+        frame = cv2.resize(frame[:fh - fh % k, :fw - fw % k], (fw // k, fh // k), interpolation=cv2.INTER_AREA)
+    return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
 
 
 @dataclass
@@ -71,13 +81,38 @@ class Matter:
         return self._finish(batch, single, self.alpha(F.to_model_rgb(batch, colorspace)), foreground)
 
     def alpha(self, rgb: np.ndarray) -> np.ndarray:
-        """[N, H, W, 3] float32 sRGB in [0, 1] (see `frames.to_model_rgb`) -> alpha [N, H, W] float32."""
+        """[N, H, W, 3] sRGB, uint8 or float32 in [0, 1] (see `frames.to_model_rgb`) -> alpha [N, H, W].
+
+        The low-resolution network sees the frames resized to the configuration's internal size; its
+        coarse alpha is upsampled to the frame, and the refiner redoes the K most uncertain 8x8 cells.
+        """
         n, h, w, _ = rgb.shape
         lh, lw = self.config.internal_size(h, w)
-        src = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))
-        src_lr = np.stack([cv2.resize(f, (lw, lh), interpolation=cv2.INTER_AREA) for f in rgb])
-        src_lr = np.ascontiguousarray(src_lr.transpose(0, 3, 1, 2))
-        return self.backend(src, src_lr, self.config.regions(h, w))[:, 0]
+        src_lr = np.stack([shrink(f, lw, lh) for f in rgb])
+        src_lr = np.ascontiguousarray(src_lr.transpose(0, 3, 1, 2), dtype=np.float32)
+        if rgb.dtype == np.uint8:
+            src_lr *= np.float32(1 / 255)
+        prob = self.backend.coarse(src_lr)
+        gh, gw = R.grid_shape(h, w)
+        k = self.config.regions(h, w)
+        alpha = np.empty((n, h, w), np.float32)
+        picks, patches, ordinals, masks = [], [], [], []
+        for i in range(n):
+            cv2.resize(prob[i, 0], (w, h), dst=alpha[i], interpolation=cv2.INTER_LINEAR)
+            idx = R.select(cv2.resize(prob[i, 1], (gw, gh), interpolation=cv2.INTER_LINEAR), k)
+            ordinal, mask = R.neighbours(idx, gh, gw)
+            picks.append(idx)
+            patches.append(R.crop(rgb[i], alpha[i], idx, gw))
+            ordinals.append(ordinal + sum(len(p) for p in picks[:-1]))  # one refiner call for the batch
+            masks.append(mask)
+        if sum(len(p) for p in picks):
+            join = (lambda parts: parts[0]) if n == 1 else np.concatenate
+            blocks = self.backend.refine(join(patches), join(ordinals)[None], join(masks)[None])
+            start = 0
+            for i, idx in enumerate(picks):
+                alpha[i] = R.paste(alpha[i], blocks[start:start + len(idx)], idx, gw)
+                start += len(idx)
+        return alpha
 
     @staticmethod
     def _finish(batch: np.ndarray, single: bool, alpha: np.ndarray, foreground: bool) -> Matte:

@@ -23,11 +23,12 @@ class TemporalFilter:
     def _analysis(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]
         scale = self.size / max(h, w)
-        grey = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2GRAY)
-        return cv2.resize(grey, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(rgb, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
+        small = small.astype(np.float32) * np.float32(1 / 255 if rgb.dtype == np.uint8 else 1)
+        return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
 
     def __call__(self, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        """rgb: HxWx3 float in [0, 1] (the frame the model saw); alpha: HxW -> smoothed HxW float32."""
+        """rgb: HxWx3 uint8 or float in [0, 1] (the frame the model saw); alpha: HxW -> smoothed HxW float32."""
         grey = self._analysis(rgb)
         prev_grey, prev_alpha = self._grey, self._alpha
         if self.strength <= 0 or prev_grey is None or prev_grey.shape != grey.shape or prev_alpha.shape != alpha.shape:

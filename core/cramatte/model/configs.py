@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 ARCH = {
     "lowres": {"dim": 128, "depth": 4, "heads": 4, "mlp_ratio": 2.0, "decoder": [64, 32]},
-    "refiner": {"channels": [32, 48, 64], "token_dim": 128, "heads": 8, "layers": 2},
+    "refiner": {"channels": [16, 24, 32], "token_dim": 64, "heads": 4, "layers": 2},
 }
 
 

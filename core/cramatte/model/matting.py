@@ -23,6 +23,12 @@ class CramatteNet(nn.Module):
         self.lowres = LowResNet(**(lowres or {}))
         self.refiner = Refiner(**(refiner or {}))
 
+    def coarse(self, src_lr):
+        """src_lr -> (logits at strides 16, 8, 4; probabilities [N, 2, h/4, w/4]: coarse alpha, p(unknown))."""
+        logits = self.lowres(src_lr)
+        l4 = logits[2]
+        return logits, torch.cat([torch.sigmoid(l4[:, :1]), l4[:, 1:].softmax(1)[:, 1:2]], 1)
+
     def forward(self, src, src_lr, k, return_aux: bool = False):
         h, w = src.shape[-2:]
         pad_h, pad_w = (-h) % regions.REGION, (-w) % regions.REGION
@@ -30,13 +36,11 @@ class CramatteNet(nn.Module):
         hp, wp = x.shape[-2:]
         gh, gw = hp // regions.REGION, wp // regions.REGION
 
-        logits16, logits8, logits4 = self.lowres(src_lr)
-        # Upsample coarse alpha logit and p(unknown) to the frame, pad like the frame, pool p to the grid.
-        coarse = torch.cat([logits4[:, :1], logits4[:, 1:].softmax(1)[:, 1:2]], 1)
-        coarse = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
-        coarse = F.pad(coarse, (0, pad_w, 0, pad_h), mode="replicate")
-        alpha_up = torch.sigmoid(coarse[:, :1])
-        p_unknown = F.avg_pool2d(coarse[:, 1:], regions.REGION)[:, 0]
+        logits, prob = self.coarse(src_lr)
+        # Coarse alpha: bilinear to the frame; p(unknown): bilinear straight to the 8x8 grid.
+        alpha_up = F.interpolate(prob[:, :1], size=(h, w), mode="bilinear", align_corners=False)
+        alpha_up = F.pad(alpha_up, (0, pad_w, 0, pad_h), mode="replicate")
+        p_unknown = F.interpolate(prob[:, 1:], size=(gh, gw), mode="bilinear", align_corners=False)[:, 0]
 
         idx, valid = regions.select(p_unknown, k)
         ordinal, mask = regions.neighbours(idx, valid, gh, gw)
@@ -46,5 +50,4 @@ class CramatteNet(nn.Module):
         alpha = regions.paste(alpha_up, blocks, idx, valid)[..., :h, :w]
         if not return_aux:
             return alpha
-        return {"alpha": alpha, "coarse": alpha_up[..., :h, :w], "logits": (logits16, logits8, logits4),
-                "idx": idx, "valid": valid}
+        return {"alpha": alpha, "coarse": alpha_up[..., :h, :w], "logits": logits, "idx": idx, "valid": valid}

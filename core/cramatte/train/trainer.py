@@ -87,6 +87,17 @@ def _load_checkpoint(path: Path, model, optim) -> int:
     return int(meta["step"])
 
 
+def _init_from(model: CramatteNet, path: str, log) -> None:
+    """Start from another model's weights: every tensor whose name and shape match; the rest stay fresh."""
+    from ..checkpoint import read_weights
+
+    own = model.state_dict()
+    state = {k: v for k, v in read_weights(path)[0].items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(state, strict=False)
+    fresh = sorted({k.rsplit(".", 1)[0].split(".")[0] for k in own if k not in state})
+    log(f"initialised {len(state)}/{len(own)} tensors from {path}" + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
+
+
 def _set_stage(model: CramatteNet, stage: str) -> None:
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
@@ -102,8 +113,7 @@ def train(opts: TrainOptions, log=print) -> Path:
     torch.manual_seed(opts.seed)
     model = CramatteNet(**cfg.arch)
     if opts.init_weights:
-        from ..checkpoint import read_weights
-        model.load_state_dict(read_weights(opts.init_weights)[0])
+        _init_from(model, opts.init_weights, log)
     elif opts.init_trunk:
         from ..model.trunk import load_onnx_trunk
         load_onnx_trunk(model.lowres.trunk, opts.init_trunk)

@@ -76,7 +76,7 @@ def test_eval_cli_on_images_and_clips(tmp_path, sample, capsys):
     from cramatte.io import write_image
     from cramatte.synthetic import make_clip
 
-    frames, alphas = make_clip(sample[::4, ::4] / np.float32(255), np.zeros((128, 128), np.float32), frames=4)
+    frames, alphas, _ = make_clip(sample[::4, ::4] / np.float32(255), np.zeros((128, 128), np.float32), frames=4)
     alphas[:, 40:90, 40:80] = 1.0  # any exact alpha will do for checking the bookkeeping
     for clip in ("a", "b"):
         for sub in ("image", "alpha"):

@@ -44,7 +44,7 @@ def test_scene_cut_resets():
 
 def test_video_matter_runs_in_order_and_refuses_batches(sample):
     video = VideoMatter(Matter(config="realtime"))
-    frames, _ = make_clip(sample[::4, ::4] / np.float32(255), np.zeros((128, 128), np.float32), frames=3)
+    frames, _, _ = make_clip(sample[::4, ::4] / np.float32(255), np.zeros((128, 128), np.float32), frames=3)
     for f in frames:
         m = video(f, foreground=True)
         assert m.alpha.shape == (128, 128) and m.foreground.shape == (128, 128, 3)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .temporal import STRENGTH
+
 OUTPUTS = ("alpha", "rgba", "premultiplied", "composite")
 
 
@@ -202,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="png: an image sequence per output; prores (.mov) / vp9 (.webm): video with alpha")
     p.add_argument("--colorspace", default="auto", choices=["auto", "srgb", "linear"])
     p.add_argument("--threads", type=int)
-    p.add_argument("--temporal", type=float, default=0.7,
-                   help="video mode: weight of the previous frame's matte where nothing moved (0: per frame)")
+    p.add_argument("--temporal", type=float, default=STRENGTH,
+                   help="video mode: weight of the previous matte, carried along the optical flow, where the flow fits the picture (0: per frame)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=cmd_matte)
 

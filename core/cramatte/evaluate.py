@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from .metrics import all_metrics
+from .temporal import STRENGTH
 from .train.data import find_pairs, read_alpha
 
 COLUMNS = ["sad", "mse", "mad", "grad", "conn", "iou", "sad_u", "mse_u", "mad_u", "grad_u", "conn_u"]
@@ -68,7 +69,7 @@ def evaluate(data, out="runs/eval", model=None, config: str = "realtime", backen
     return mean
 
 
-def evaluate_video(data, model=None, config: str = "realtime", backend: str = "onnx", strength: float = 0.7,
+def evaluate_video(data, model=None, config: str = "realtime", backend: str = "onnx", strength: float = STRENGTH,
                    matter=None) -> dict:
     """dtSSD and MAD of every clip under `data` (one sub-folder per clip, frames in a `find_pairs`
     layout, in name order), per-frame and in video mode. Returns the means over clips."""

@@ -1,4 +1,5 @@
 """Frame validation and colour conversion: whatever a host hands us -> the model's float sRGB."""
+import cv2
 import numpy as np
 
 MIN_SIDE = 16
@@ -67,3 +68,12 @@ def to_model_rgb(batch: np.ndarray, colorspace: str = "srgb") -> np.ndarray:
     if colorspace == "linear":
         return np.clip(linear_to_srgb(rgb), 0, 1)
     return np.clip(rgb, 0, 1) if batch.dtype == np.float32 else rgb
+
+
+def shrink(frame: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Area-average resize to w x h: an integer box filter first (cv2's fast path), then the rest."""
+    fh, fw = frame.shape[:2]
+    k = max(1, min(fh // h, fw // w))
+    if k > 1:
+        frame = cv2.resize(frame[:fh - fh % k, :fw - fw % k], (fw // k, fh // k), interpolation=cv2.INTER_AREA)
+    return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)

@@ -25,15 +25,6 @@ def shipped_model(suffix: str = ".onnx") -> Path:
     return path
 
 
-def shrink(frame: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Area-average resize to w x h: an integer box filter first (cv2's fast path), then the rest."""
-    fh, fw = frame.shape[:2]
-    k = max(1, min(fh // h, fw // w))
-    if k > 1:
-        frame = cv2.resize(frame[:fh - fh % k, :fw - fw % k], (fw // k, fh // k), interpolation=cv2.INTER_AREA)
-    return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
-
-
 @dataclass
 class Matte:
     """alpha: [H, W] (or [N, H, W]) float32 in [0, 1]. foreground: [..., H, W, 3] float32 in the input's
@@ -88,7 +79,7 @@ class Matter:
         """
         n, h, w, _ = rgb.shape
         lh, lw = self.config.internal_size(h, w)
-        src_lr = np.stack([shrink(f, lw, lh) for f in rgb])
+        src_lr = np.stack([F.shrink(f, lw, lh) for f in rgb])
         src_lr = np.ascontiguousarray(src_lr.transpose(0, 3, 1, 2), dtype=np.float32)
         if rgb.dtype == np.uint8:
             src_lr *= np.float32(1 / 255)

@@ -37,14 +37,17 @@ def test_dtypes_and_rgba_agree(matter, sample):
     as16 = matter(sample.astype(np.uint16) * 257).alpha
     asf = matter(sample.astype(np.float32) / 255).alpha
     rgba = matter(np.dstack([sample, np.zeros(sample.shape[:2], np.uint8)])).alpha
-    for other in (as16, asf, rgba):
-        assert np.abs(other - ref).max() < 1e-3
+    assert np.array_equal(rgba, ref)
+    for other in (as16, asf):  # 8-bit frames are shrunk in 8 bits: quantisation may flip a refined region
+        diff = np.abs(other - ref)
+        assert diff.mean() < 1e-3 and np.quantile(diff, 0.99) < 1e-2
 
 
 def test_linear_input_gives_the_srgb_matte(matter, sample):
     linear = srgb_to_linear(sample.astype(np.float32) / 255)
     np.testing.assert_allclose(linear_to_srgb(linear), sample / 255, atol=1e-5)
-    assert np.abs(matter(linear, colorspace="linear").alpha - matter(sample).alpha).max() < 1e-3
+    diff = np.abs(matter(linear, colorspace="linear").alpha - matter(sample).alpha)
+    assert diff.mean() < 1e-3 and np.quantile(diff, 0.99) < 1e-2
     bright = matter(linear * 4, colorspace="linear").alpha  # over-exposed plate: values above 1 are fine
     assert np.isfinite(bright).all()
 
@@ -103,6 +106,21 @@ def test_missing_model_and_wrong_kind(tmp_path):
         Matter(backend="tensorflow")
 
 
+def test_refiner_graph_is_required_beside_the_model(tmp_path):
+    import shutil
+
+    from cramatte.backends import refiner_path
+    from cramatte.runtime import shipped_model
+
+    alone = tmp_path / "alone.onnx"
+    shutil.copy(shipped_model(), alone)
+    with pytest.raises(FileNotFoundError, match="alone.refiner.onnx"):
+        Matter(alone)
+    shutil.copy(shipped_model(), refiner_path(alone))  # the wrong graph in the refiner's place
+    with pytest.raises(ValueError, match="not a cramatte one"):
+        Matter(alone)
+
+
 def test_unavailable_device_falls_back_with_a_note(caplog):
     with caplog.at_level(logging.WARNING, logger="cramatte"):
         m = Matter(device="coreml")
@@ -115,17 +133,32 @@ def test_torch_backend_matches_onnx(matter, sample):
     assert np.abs(torch_matter(sample).alpha - matter(sample).alpha).max() <= 1e-3
 
 
-def test_fresh_onnx_export_matches_torch(tmp_path):
-    from cramatte.export import export_onnx, max_difference
+def test_fresh_onnx_export_matches_torch(tmp_path, sample):
+    """Both graphs re-exported; the ONNX runtime path (numpy region glue between two sessions) matches
+    the torch network's own forward, which selects, crops and pastes in torch."""
+    import cv2
+    import torch
+
+    from cramatte.backends import refiner_path
+    from cramatte.checkpoint import load_model
+    from cramatte.export import export_onnx
     from cramatte.runtime import shipped_model
 
     weights = shipped_model(".safetensors")
     onnx = export_onnx(weights, tmp_path / "fresh.onnx")
-    rng = np.random.default_rng(0)
-    for (h, w), (lh, lw), k in (((65, 97), (64, 96), 80), ((333, 251), (320, 256), 500)):
-        src = rng.random((1, 3, h, w), dtype=np.float32)
-        lr = rng.random((1, 3, lh, lw), dtype=np.float32)
-        assert max_difference(weights, onnx, src, lr, k) <= 1e-3
+    assert refiner_path(onnx).is_file()
+    net, _ = load_model(weights)
+    fast = Matter(onnx, config="realtime")
+    for h, w in ((65, 97), (333, 251), (256, 320)):
+        rgb = cv2.resize(sample, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+        lh, lw = fast.config.internal_size(h, w)
+        lr = cv2.resize(rgb, (lw, lh), interpolation=cv2.INTER_AREA)
+        with torch.no_grad():
+            ref = net(torch.from_numpy(rgb.transpose(2, 0, 1)[None].copy()),
+                      torch.from_numpy(lr.transpose(2, 0, 1)[None].copy()),
+                      torch.tensor(fast.config.regions(h, w)))[0, 0].numpy()
+        got = fast.alpha(rgb[None])[0]  # frames under twice the internal size: the same resize as lr
+        assert np.abs(got - ref).max() <= 1e-3
 
 
 def test_missing_libraries_are_named(monkeypatch, sample, tmp_path):

@@ -35,6 +35,22 @@ def test_camera_shift_does_not_lag():
     assert np.abs(out - moved_alpha)[:, 8:-8].max() < 0.05  # aligned before blending: no ghost of the old edge
 
 
+def test_subject_and_background_moving_apart_leave_no_ghost():
+    """The subject steps right while the background pans left: the matte is carried along the flow,
+    so the old edge does not linger where the subject was."""
+    bg = _scene(3, 128)
+    fg = _scene(4, 128)
+    alpha = np.zeros((128, 128), np.float32)
+    alpha[30:100, 40:80] = 1
+    f = TemporalFilter(strength=0.9)
+    for t in range(3):
+        a = np.roll(alpha, 3 * t, axis=1)
+        rgb = a[..., None] * np.roll(fg, 3 * t, axis=1) + (1 - a[..., None]) * np.roll(bg, -3 * t, axis=1)
+        out = f(rgb, a)
+    err = np.abs(out - a)[16:-16, 16:-16]
+    assert err.mean() < 0.005 and err.max() < 0.25
+
+
 def test_scene_cut_resets():
     f = TemporalFilter(strength=0.9)
     f(_scene(0), np.ones((96, 96), np.float32))

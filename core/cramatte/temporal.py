@@ -16,11 +16,14 @@ STRENGTH = 0.8  # default weight of the carried alpha (cli, evaluation, benchmar
 
 class TemporalFilter:
     """strength: weight of the carried alpha where the flow fits (0 disables); motion: the warp residual
-    (0-1 luminance, after a small blur) at which that weight has fallen to 1/e; cut: mean residual
+    (0-1 luminance, after a small blur) at which that weight has fallen to 1/e; jump: the difference
+    between carried and new alpha at which the weight has fallen to 1/e (flicker is small, a missed
+    motion is not); cut: mean residual
     above which the state resets; size: long side of the analysis image the flow is computed on."""
 
-    def __init__(self, strength: float = STRENGTH, motion: float = 0.1, cut: float = 0.12, size: int = 256):
-        self.strength, self.motion, self.cut, self.size = strength, motion, cut, size
+    def __init__(self, strength: float = STRENGTH, motion: float = 0.1, jump: float = 0.3, cut: float = 0.12,
+                 size: int = 256):
+        self.strength, self.motion, self.jump, self.cut, self.size = strength, motion, jump, cut, size
         self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self._grids: dict = {}
         self.reset()
@@ -62,6 +65,8 @@ class TemporalFilter:
         full += self._grid(h, w)
         carried = cv2.remap(prev_alpha, full, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         weight = cv2.resize(self.strength * np.exp(-residual / self.motion), (w, h), interpolation=cv2.INTER_LINEAR)
-        out = alpha + weight * (carried - alpha)
+        change = carried - alpha
+        # Flicker is a small wobble; a large disagreement is motion the flow missed: keep the new alpha.
+        out = alpha + weight * change * np.exp(-np.square(change / self.jump))
         self._alpha = out
         return out

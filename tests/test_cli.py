@@ -106,7 +106,7 @@ def test_video_outputs(tmp_path, codec, expect):
 def test_info_lists_model_backend_and_providers(capsys):
     assert run("info") == 0
     text = capsys.readouterr().out
-    for word in ("model:", "cramatte.onnx", "backend:    onnx", "CPUExecutionProvider", "realtime"):
+    for word in ("model:", "cramatte.int8.onnx", "backend:    onnx", "CPUExecutionProvider", "realtime"):
         assert word in text
 
 

@@ -130,6 +130,7 @@ def test_torchscript_export_matches_the_onnx_model(tmp_path, sample):
     import torch
 
     from cramatte.cli import main
+    from cramatte.runtime import shipped_model
 
     assert main(["export", "--target", "nuke", "--config", "realtime", "-o", str(tmp_path)]) == 0
     folder = tmp_path / "Cramatte"
@@ -142,11 +143,11 @@ def test_torchscript_export_matches_the_onnx_model(tmp_path, sample):
     frame = np.ascontiguousarray(linear[:256, :320])
     with torch.no_grad():
         ts = module(torch.from_numpy(frame.transpose(2, 0, 1)[None].copy()))[0, 0].numpy()
-    onnx = Matter(config="realtime")(frame, colorspace="linear").alpha
+    onnx = Matter(shipped_model(), config="realtime")(frame, colorspace="linear").alpha
     assert ts.shape == (256, 320) and np.abs(ts - onnx).max() <= 1e-3
     # a larger plate, resized inside: 640 -> 320 is an exact 2x2 box in both paths
     plate = cv2.resize(linear, (640, 640), interpolation=cv2.INTER_LINEAR)
     with torch.no_grad():
         ts = module(torch.from_numpy(plate.transpose(2, 0, 1)[None].copy()))[0, 0].numpy()
-    onnx = Matter(config="realtime")(plate, colorspace="linear").alpha
+    onnx = Matter(shipped_model(), config="realtime")(plate, colorspace="linear").alpha
     assert ts.shape == (640, 640) and np.abs(ts - onnx).max() <= 1e-3

@@ -32,7 +32,10 @@ def test_batch_equals_per_frame(matter, sample):
         np.testing.assert_allclose(alpha, matter(frame).alpha, atol=1e-4)
 
 
-def test_dtypes_and_rgba_agree(matter, sample):
+def test_dtypes_and_rgba_agree(sample):
+    from cramatte.runtime import shipped_model
+
+    matter = Matter(shipped_model())  # fp32 graphs: int8 activations would add their own rounding
     ref = matter(sample).alpha
     as16 = matter(sample.astype(np.uint16) * 257).alpha
     asf = matter(sample.astype(np.float32) / 255).alpha
@@ -43,7 +46,10 @@ def test_dtypes_and_rgba_agree(matter, sample):
         assert diff.mean() < 1e-3 and np.quantile(diff, 0.99) < 1e-2
 
 
-def test_linear_input_gives_the_srgb_matte(matter, sample):
+def test_linear_input_gives_the_srgb_matte(sample):
+    from cramatte.runtime import shipped_model
+
+    matter = Matter(shipped_model())
     linear = srgb_to_linear(sample.astype(np.float32) / 255)
     np.testing.assert_allclose(linear_to_srgb(linear), sample / 255, atol=1e-5)
     diff = np.abs(matter(linear, colorspace="linear").alpha - matter(sample).alpha)
@@ -128,9 +134,26 @@ def test_unavailable_device_falls_back_with_a_note(caplog):
     assert "falling back to CPU" in caplog.text
 
 
-def test_torch_backend_matches_onnx(matter, sample):
+def test_torch_backend_matches_onnx(sample):
+    from cramatte.runtime import shipped_model
+
     torch_matter = Matter(backend="torch", device="cpu")
-    assert np.abs(torch_matter(sample).alpha - matter(sample).alpha).max() <= 1e-3
+    assert np.abs(torch_matter(sample).alpha - Matter(shipped_model())(sample).alpha).max() <= 1e-3
+
+
+def test_int8_graphs_on_cpu(tmp_path, sample):
+    """The shipped model runs its int8 graphs on the CPU; a fresh quantisation stays close to fp32."""
+    from cramatte.export import quantize_int8
+    from cramatte.io import write_image
+    from cramatte.runtime import shipped_model
+
+    assert Matter().model_path.name == "cramatte.int8.onnx"
+    assert Matter(device="cpu").model_path.name == "cramatte.int8.onnx"
+    fp32 = Matter(shipped_model())(sample).alpha
+    assert np.abs(Matter()(sample).alpha - fp32).mean() < 0.03
+    calib = [write_image(tmp_path / f"c{i}.png", np.roll(sample, 64 * i, axis=1) / 255.0) for i in range(2)]
+    fresh = quantize_int8(shipped_model(), calib, tmp_path / "q.onnx")
+    assert np.abs(Matter(fresh)(sample).alpha - fp32).mean() < 0.03
 
 
 def test_fresh_onnx_export_matches_torch(tmp_path, sample):

@@ -151,6 +151,12 @@ def cmd_export(args) -> int:
     if args.target == "nuke":
         from .export import export_nuke
         print(export_nuke(weights, args.out, config=args.config))
+    elif args.int8:
+        from .export import quantize_int8
+        from .io import expand_inputs, is_video
+        images = [p for p in expand_inputs(args.int8) if not is_video(p)]
+        images = images[::max(1, len(images) // args.calibration_images)][:args.calibration_images]
+        print(quantize_int8(args.model_onnx or shipped_model(), images, args.out))
     else:
         from .export import export_onnx
         print(export_onnx(weights, args.out))
@@ -218,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="onnx", choices=["onnx", "nuke"])
     p.add_argument("--config", default="quality", help="configuration baked into the Nuke model")
     p.add_argument("-o", "--out", required=True, help="the .onnx file, or the folder for the Nuke package")
+    p.add_argument("--int8", nargs="+", metavar="IMAGES",
+                   help="instead: int8 copies of an ONNX model (--onnx), calibrated on these images or folders")
+    p.add_argument("--onnx", dest="model_onnx", help="the ONNX model --int8 quantises (default: the shipped one)")
+    p.add_argument("--calibration-images", type=int, default=64, help="at most this many images for --int8")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="train a model")

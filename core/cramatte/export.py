@@ -1,6 +1,7 @@
 """Export: ONNX graphs for the runtime (low-resolution network and refiner, dynamic sizes) and a
 TorchScript package for Nuke's Inference node (Cattery layout)."""
 import json
+import logging
 import math
 import os
 import warnings
@@ -49,6 +50,61 @@ def export_onnx(weights, out, opset: int = OPSET) -> Path:
     _export(model.refiner, (torch.rand(k, 4, 12, 12), ordinal, torch.ones(1, k, 9, dtype=torch.bool)),
             refiner_path(out), ["patches", "ordinal", "mask"], "blocks",
             {"patches": {0: "k"}, "ordinal": {1: "k"}, "mask": {1: "k"}, "blocks": {1: "k"}}, opset)
+    return out
+
+
+class _Recorder:
+    """Stands in for a backend and keeps every input it passes on: calibration data for both graphs."""
+
+    def __init__(self, backend):
+        self.backend, self.feeds = backend, {"coarse": [], "refine": []}
+
+    def coarse(self, src_lr):
+        self.feeds["coarse"].append({"src_lr": src_lr})
+        return self.backend.coarse(src_lr)
+
+    def refine(self, patches, ordinal, mask):
+        self.feeds["refine"].append({"patches": patches, "ordinal": ordinal, "mask": mask})
+        return self.backend.refine(patches, ordinal, mask)
+
+
+def quantize_int8(onnx_path, images, out, config: str = "realtime") -> Path:
+    """Static int8 copies (QDQ, per-channel weights) of both graphs of a cramatte ONNX model, calibrated
+    on the graph inputs that `images` (paths) produce through it: writes `out` and its .refiner.onnx."""
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from .backends import refiner_path
+    from .io import read_image
+    from .runtime import Matter
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self, feeds):
+            self.items = iter(feeds)
+
+        def get_next(self):
+            return next(self.items, None)
+
+    if not images:
+        raise ValueError("int8 calibration needs at least one image")
+    matter = Matter(onnx_path, config=config, device="cpu")
+    recorder = matter.backend = _Recorder(matter.backend)
+    for path in images:
+        frame, space = read_image(path)
+        matter(frame, colorspace=space)
+    out = Path(out)
+    for src, dst, key in ((Path(onnx_path), out, "coarse"), (refiner_path(onnx_path), refiner_path(out), "refine")):
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.getLogger().setLevel(logging.ERROR)  # the quantiser logs each tensor it leaves alone
+            pre = Path(tmp) / "pre.onnx"
+            quant_pre_process(os.fspath(src), os.fspath(pre), skip_symbolic_shape=True)
+            quantize_static(os.fspath(pre), os.fspath(dst.with_suffix(".onnx.tmp")), Feeds(recorder.feeds[key]),
+                            quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        dst.with_suffix(".onnx.tmp").replace(dst)
     return out
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from . import compose
 from . import frames as F
 from . import regions as R
-from .backends import OnnxBackend, TorchBackend
+from .backends import OnnxBackend, TorchBackend, available_devices
 from .foreground import estimate_foreground
 from .model.configs import Config, get_config
 from .temporal import TemporalFilter
@@ -23,6 +23,12 @@ def shipped_model(suffix: str = ".onnx") -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"the shipped model {path} is missing; reinstall cramatte")
     return path
+
+
+def _resolve(device: str) -> str:
+    """The ONNX Runtime device `device` will end up on (see `backends.choose_providers`)."""
+    have = available_devices()
+    return have[0] if device == "auto" else device if device in have else "cpu"
 
 
 @dataclass
@@ -42,7 +48,8 @@ class Matte:
 class Matter:
     """Portrait matting from plain frames.
 
-    model:   path to a cramatte `.onnx` or `.safetensors` file; None for the shipped model.
+    model:   path to a cramatte `.onnx` (with its `.refiner.onnx` beside it) or `.safetensors` file; None
+             for the shipped model (on the CPU with the onnx backend, its int8 graphs).
     config:  named configuration ("realtime" or "quality") or a `Config`: internal resolution and regions.
     backend: "onnx" (default; needs a .onnx model) or "torch" (needs a .safetensors model).
     device:  "auto", "cpu", "cuda", "tensorrt", "directml" or "coreml" (onnx), "auto"/"cpu"/"cuda" (torch).
@@ -55,7 +62,10 @@ class Matter:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.config = config if isinstance(config, Config) else get_config(config)
         want = ".onnx" if backend == "onnx" else ".safetensors"
-        self.model_path = Path(model) if model is not None else shipped_model(want)
+        if model is None and backend == "onnx" and _resolve(device) == "cpu":
+            self.model_path = shipped_model(".int8.onnx")
+        else:
+            self.model_path = Path(model) if model is not None else shipped_model(want)
         if self.model_path.suffix != want:
             raise ValueError(f"the {backend} backend loads {want} files, got {self.model_path}")
         self.backend = BACKENDS[backend](self.model_path, device, threads)

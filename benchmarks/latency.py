@@ -1,6 +1,7 @@
 """End-to-end latency (uint8 frame in, alpha out) and peak memory per backend, configuration and size.
 
-    python benchmarks/latency.py [--backends onnx torch] [--configs realtime quality] [--runs 10]
+    python benchmarks/latency.py [--backends onnx onnx-fp32 torch] [--configs realtime quality] [--runs 10]
+    python benchmarks/latency.py --split     # ms per stage inside Matter.alpha
 
 Each case runs in its own process so its peak resident memory (ru_maxrss) is its own.
 """
@@ -20,11 +21,14 @@ def run_case(backend: str, config: str, size: str, runs: int, threads: int | Non
     import cv2
 
     from cramatte import Matter
-    from cramatte.runtime import shipped_model  # noqa: F401  (import cost outside the timing)
+    from cramatte.runtime import shipped_model
 
     h, w = SIZES[size]
     base = cv2.resize(cv2.imread("examples/astronaut.png")[..., ::-1], (w, h))
-    matter = Matter(config=config, backend=backend, device="cpu", threads=threads)
+    if backend == "onnx-fp32":  # the shipped fp32 graphs (the default CPU path runs the int8 ones)
+        matter = Matter(shipped_model(), config=config, device="cpu", threads=threads)
+    else:
+        matter = Matter(config=config, backend=backend, device="cpu", threads=threads)
     for _ in range(2):
         matter(base)
     times = []
@@ -38,16 +42,17 @@ def run_case(backend: str, config: str, size: str, runs: int, threads: int | Non
             "min_ms": float(np.min(times)), "peak_mb": peak_mb, "providers": matter.providers}
 
 
-def split(config: str, size: str, runs: int) -> None:
+def split(backend: str, config: str, size: str, runs: int) -> None:
     """ms per stage of the ONNX path, timed inside `Matter.alpha`: the low-resolution network, the
     refiner, and everything else (resize in, region selection and gathering, upsampling, paste)."""
     import cv2
 
     from cramatte import Matter
+    from cramatte.runtime import shipped_model
 
     h, w = SIZES[size]
     frame = cv2.resize(cv2.imread("examples/astronaut.png")[..., ::-1], (w, h))
-    matter = Matter(config=config, device="cpu")
+    matter = Matter(shipped_model() if backend == "onnx-fp32" else None, config=config, device="cpu")
     spent = {"coarse": 0.0, "refine": 0.0}
     regions = []
 
@@ -68,14 +73,15 @@ def split(config: str, size: str, runs: int) -> None:
         matter(frame)
     total = (time.perf_counter() - start) * 1e3 / runs
     coarse, refine = spent["coarse"] / runs, spent["refine"] / runs
-    print(f"{config:9} {size:10} low-res net {coarse:5.1f} ms | refiner {refine:5.1f} ms "
+    print(f"{backend:9} {config:9} {size:10} low-res net {coarse:5.1f} ms | refiner {refine:5.1f} ms "
           f"({regions[-1]} of K={matter.config.regions(h, w)} regions) | rest {total - coarse - refine:5.1f} ms | "
           f"total {total:5.1f} ms")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--backends", nargs="+", default=["onnx", "torch"])
+    p.add_argument("--backends", nargs="+", default=["onnx", "onnx-fp32", "torch"],
+                   help="onnx: the default CPU path (int8 graphs); onnx-fp32: the fp32 graphs; torch")
     p.add_argument("--configs", nargs="+", default=["realtime", "quality"])
     p.add_argument("--sizes", nargs="+", default=list(SIZES))
     p.add_argument("--runs", type=int, default=10)
@@ -84,9 +90,10 @@ def main():
     p.add_argument("--case", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.split:
-        for config in args.configs:
-            for size in args.sizes:
-                split(config, size, args.runs)
+        for backend in [b for b in args.backends if b.startswith("onnx")]:
+            for config in args.configs:
+                for size in args.sizes:
+                    split(backend, config, size, args.runs)
         return
     if args.case:
         backend, config, size = args.case.split(",")

@@ -56,13 +56,14 @@ def crop(rgb: np.ndarray, alpha: np.ndarray, idx: np.ndarray, grid_w: int) -> np
     return out.reshape(len(idx), 4, SIZE, SIZE)
 
 
-def paste(alpha: np.ndarray, blocks: np.ndarray, idx: np.ndarray, grid_w: int) -> np.ndarray:
-    """Write refined blocks [K, 64] into alpha [H, W] (in place where H and W are multiples of 8)."""
+def paste(alpha: np.ndarray, blocks: np.ndarray, idx: np.ndarray, grid_w: int) -> None:
+    """Write refined blocks [K, 64] into alpha [H, W] in place; blocks over the frame's edge are cut."""
     h, w = alpha.shape
     gy, gx = np.divmod(idx, grid_w)
-    if h % REGION or w % REGION:
-        padded = np.pad(alpha, ((0, -h % REGION), (0, -w % REGION)), mode="edge")
-        return paste(padded, blocks, idx, grid_w)[:h, :w]
-    cells = alpha.reshape(h // REGION, REGION, w // REGION, REGION)
-    cells[gy, :, gx, :] = blocks.reshape(-1, REGION, REGION)
-    return alpha
+    blocks = blocks.reshape(-1, REGION, REGION)
+    inside = ((gy + 1) * REGION <= h) & ((gx + 1) * REGION <= w)
+    cells = alpha[:h - h % REGION, :w - w % REGION]
+    cells.shape = (h // REGION, REGION, w // REGION, REGION)  # a view: raises rather than copy
+    cells[gy[inside], :, gx[inside], :] = blocks[inside]
+    for y, x, block in zip(gy[~inside] * REGION, gx[~inside] * REGION, blocks[~inside]):
+        alpha[y:y + REGION, x:x + REGION] = block[:h - y, :w - x]

@@ -111,7 +111,7 @@ class Matter:
             blocks = self.backend.refine(join(patches), join(ordinals)[None], join(masks)[None])
             start = 0
             for i, idx in enumerate(picks):
-                alpha[i] = R.paste(alpha[i], blocks[start:start + len(idx)], idx, gw)
+                R.paste(alpha[i], blocks[start:start + len(idx)], idx, gw)
                 start += len(idx)
         return alpha
 

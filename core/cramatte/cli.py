@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="quality", help="configuration baked into the Nuke model")
     p.add_argument("-o", "--out", required=True, help="the .onnx file, or the folder for the Nuke package")
     p.add_argument("--int8", nargs="+", metavar="IMAGES",
-                   help="instead: int8 copies of an ONNX model (--onnx), calibrated on these images or folders")
+                   help="instead: an int8 copy of an ONNX model (--onnx), calibrated on these images or folders")
     p.add_argument("--onnx", dest="model_onnx", help="the ONNX model --int8 quantises (default: the shipped one)")
     p.add_argument("--calibration-images", type=int, default=64, help="at most this many images for --int8")
     p.set_defaults(func=cmd_export)

@@ -1,6 +1,6 @@
 """End-to-end latency (uint8 frame in, alpha out) and peak memory per backend, configuration and size.
 
-    python benchmarks/latency.py [--backends onnx onnx-fp32 torch] [--configs realtime quality] [--runs 10]
+    python benchmarks/latency.py [--backends onnx onnx-fp32 torch] [--configs realtime quality] [--runs 30]
     python benchmarks/latency.py --split     # ms per stage inside Matter.alpha
 
 Each case runs in its own process so its peak resident memory (ru_maxrss) is its own.
@@ -84,7 +84,7 @@ def main():
                    help="onnx: the default CPU path (int8 graphs); onnx-fp32: the fp32 graphs; torch")
     p.add_argument("--configs", nargs="+", default=["realtime", "quality"])
     p.add_argument("--sizes", nargs="+", default=list(SIZES))
-    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--runs", type=int, default=30)
     p.add_argument("--threads", type=int)
     p.add_argument("--split", action="store_true", help="ms per stage (ONNX) instead of the end-to-end table")
     p.add_argument("--case", help=argparse.SUPPRESS)

@@ -58,7 +58,8 @@ def main():
         cmd = [sys.executable, "-m", "cramatte.cli", "matte", str(clip), "-o", tmp, "--output", "rgba",
                "--video-codec", "prores"]
         start = time.time()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        log = (Path(tmp) / "stderr.txt").open("w+")  # a file, not a pipe: the progress bar would fill a pipe
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
         samples = []
         while proc.poll() is None:
             try:
@@ -66,9 +67,11 @@ def main():
             except (FileNotFoundError, ProcessLookupError):
                 break
             time.sleep(0.25)
-        err = proc.communicate()[1]
+        proc.wait()
+        log.seek(0)
         if proc.returncode:
-            sys.exit(f"cramatte matte failed: {err[-2000:]}")
+            sys.exit(f"cramatte matte failed: {log.read()[-2000:]}")
+        log.close()
         elapsed = time.time() - start
     t, rss = np.array(samples).T
     at = {f: float(np.interp(f * elapsed, t, rss)) for f in (0.1, 0.5, 1.0)}

@@ -97,13 +97,18 @@ def quantize_int8(onnx_path, images, out, config: str = "realtime") -> Path:
         matter(frame, colorspace=space)
     out = Path(out)
     tmp_out = out.with_suffix(".onnx.tmp")
+    root = logging.getLogger()
+    level = root.level
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        logging.getLogger().setLevel(logging.ERROR)  # the quantiser logs each tensor it leaves alone
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(os.fspath(onnx_path), os.fspath(pre), skip_symbolic_shape=True)
-        quantize_static(os.fspath(pre), os.fspath(tmp_out), Feeds(recorder.feeds), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        root.setLevel(logging.ERROR)  # the quantiser logs (to the root logger) each tensor it leaves alone
+        try:
+            pre = Path(tmp) / "pre.onnx"
+            quant_pre_process(os.fspath(onnx_path), os.fspath(pre), skip_symbolic_shape=True)
+            quantize_static(os.fspath(pre), os.fspath(tmp_out), Feeds(recorder.feeds), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
     shutil.copyfile(refiner_path(onnx_path), refiner_path(out))
     tmp_out.replace(out)
     return out

@@ -18,8 +18,8 @@ class TemporalFilter:
     """strength: weight of the carried alpha where the flow fits (0 disables); motion: the warp residual
     (0-1 luminance, after a small blur) at which that weight has fallen to 1/e; jump: the difference
     between carried and new alpha at which the weight has fallen to 1/e (flicker is small, a missed
-    motion is not); cut: mean residual
-    above which the state resets; size: long side of the analysis image the flow is computed on."""
+    motion is not); cut: mean residual above which the state resets; size: long side of the analysis
+    image the flow is computed on."""
 
     def __init__(self, strength: float = STRENGTH, motion: float = 0.1, jump: float = 0.3, cut: float = 0.12,
                  size: int = 256):

@@ -25,18 +25,21 @@ def available_devices() -> list:
     return [d for d, p in PROVIDERS.items() if p in have]
 
 
-def choose_providers(device: str = "auto") -> list:
+def resolve_device(device: str = "auto") -> str:
+    """The device ONNX Runtime ends up on for `device`: the best one for "auto", CPU for one it lacks."""
     devices = available_devices()
     if device == "auto":
-        chosen = devices[0]
-    elif device not in PROVIDERS:
+        return devices[0]
+    if device not in PROVIDERS:
         raise ValueError(f"unknown device {device!r}; choose auto or one of {', '.join(PROVIDERS)}")
-    elif device not in devices:
+    return device if device in devices else "cpu"
+
+
+def choose_providers(device: str = "auto") -> list:
+    chosen = resolve_device(device)
+    if device not in ("auto", chosen):
         log.warning("device %s is not available in this onnxruntime (has: %s); falling back to CPU",
-                    device, ", ".join(devices))
-        chosen = "cpu"
-    else:
-        chosen = device
+                    device, ", ".join(available_devices()))
     if chosen == "cpu" and device == "auto":
         log.info("no GPU execution provider available; running on CPU")
     providers = [PROVIDERS[chosen]]

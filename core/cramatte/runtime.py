@@ -9,7 +9,7 @@ import numpy as np
 from . import compose
 from . import frames as F
 from . import regions as R
-from .backends import OnnxBackend, TorchBackend, available_devices
+from .backends import OnnxBackend, TorchBackend, resolve_device
 from .foreground import estimate_foreground
 from .model.configs import Config, get_config
 from .temporal import TemporalFilter
@@ -23,12 +23,6 @@ def shipped_model(suffix: str = ".onnx") -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"the shipped model {path} is missing; reinstall cramatte")
     return path
-
-
-def _resolve(device: str) -> str:
-    """The ONNX Runtime device `device` will end up on (see `backends.choose_providers`)."""
-    have = available_devices()
-    return have[0] if device == "auto" else device if device in have else "cpu"
 
 
 @dataclass
@@ -62,7 +56,7 @@ class Matter:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.config = config if isinstance(config, Config) else get_config(config)
         want = ".onnx" if backend == "onnx" else ".safetensors"
-        if model is None and backend == "onnx" and _resolve(device) == "cpu":
+        if model is None and backend == "onnx" and resolve_device(device) == "cpu":
             self.model_path = shipped_model(".int8.onnx")
         else:
             self.model_path = Path(model) if model is not None else shipped_model(want)
@@ -98,15 +92,17 @@ class Matter:
         k = self.config.regions(h, w)
         alpha = np.empty((n, h, w), np.float32)
         picks, patches, ordinals, masks = [], [], [], []
+        total = 0  # regions so far: one refiner call for the batch, ordinals offset per frame
         for i in range(n):
             cv2.resize(prob[i, 0], (w, h), dst=alpha[i], interpolation=cv2.INTER_LINEAR)
             idx = R.select(cv2.resize(prob[i, 1], (gw, gh), interpolation=cv2.INTER_LINEAR), k)
             ordinal, mask = R.neighbours(idx, gh, gw)
             picks.append(idx)
             patches.append(R.crop(rgb[i], alpha[i], idx, gw))
-            ordinals.append(ordinal + sum(len(p) for p in picks[:-1]))  # one refiner call for the batch
+            ordinals.append(ordinal + total)
             masks.append(mask)
-        if sum(len(p) for p in picks):
+            total += len(idx)
+        if total:
             join = (lambda parts: parts[0]) if n == 1 else np.concatenate
             blocks = self.backend.refine(join(patches), join(ordinals)[None], join(masks)[None])
             start = 0

@@ -2,6 +2,7 @@
 
     python benchmarks/latency.py [--backends onnx onnx-fp32 torch] [--configs realtime quality] [--runs 30]
     python benchmarks/latency.py --split     # ms per stage inside Matter.alpha
+    python benchmarks/latency.py --backends torch --device cuda    # on a GPU (torch fp16)
 
 Each case runs in its own process so its peak resident memory (ru_maxrss) is its own.
 """
@@ -17,7 +18,7 @@ import numpy as np
 SIZES = {"1280x720": (720, 1280), "1920x1080": (1080, 1920), "3840x2160": (2160, 3840)}
 
 
-def run_case(backend: str, config: str, size: str, runs: int, threads: int | None) -> dict:
+def run_case(backend: str, config: str, size: str, runs: int, threads: int | None, device: str) -> dict:
     import cv2
 
     from cramatte import Matter
@@ -26,9 +27,9 @@ def run_case(backend: str, config: str, size: str, runs: int, threads: int | Non
     h, w = SIZES[size]
     base = cv2.resize(cv2.imread("examples/astronaut.png")[..., ::-1], (w, h))
     if backend == "onnx-fp32":  # the shipped fp32 graphs (the default CPU path runs the int8 ones)
-        matter = Matter(shipped_model(), config=config, device="cpu", threads=threads)
+        matter = Matter(shipped_model(), config=config, device=device, threads=threads)
     else:
-        matter = Matter(config=config, backend=backend, device="cpu", threads=threads)
+        matter = Matter(config=config, backend=backend, device=device, threads=threads)
     for _ in range(2):
         matter(base)
     times = []
@@ -86,6 +87,7 @@ def main():
     p.add_argument("--sizes", nargs="+", default=list(SIZES))
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--threads", type=int)
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda, tensorrt, ... for the backends that have it")
     p.add_argument("--split", action="store_true", help="ms per stage (ONNX) instead of the end-to-end table")
     p.add_argument("--case", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -97,13 +99,17 @@ def main():
         return
     if args.case:
         backend, config, size = args.case.split(",")
-        print(json.dumps(run_case(backend, config, size, args.runs, args.threads)))
+        print(json.dumps(run_case(backend, config, size, args.runs, args.threads, args.device)))
         return
+    if args.device == "cuda":
+        import torch
+        print(f"device: {torch.cuda.get_device_name()} (torch {torch.__version__})")
     print(f"{'backend':8} {'config':9} {'size':10} {'median ms':>10} {'min ms':>8} {'fps':>6} {'peak MB':>8}")
     for backend in args.backends:
         for config in args.configs:
             for size in args.sizes:
-                cmd = [sys.executable, __file__, "--case", f"{backend},{config},{size}", "--runs", str(args.runs)]
+                cmd = [sys.executable, __file__, "--case", f"{backend},{config},{size}", "--runs", str(args.runs),
+                       "--device", args.device]
                 if args.threads:
                     cmd += ["--threads", str(args.threads)]
                 r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])

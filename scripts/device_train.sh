@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Train on a lent GPU machine within a fixed budget and leave the weights in OUT.
 # usage: bash scripts/device_train.sh PACK_DIR MINUTES OUT [extra `cramatte train` options]
-# PACK_DIR comes from scripts/pack_data.py; a checkpoint in OUT/run resumes exactly.
-# The GPU image has torch, onnx, onnxruntime, OpenCV, scipy and safetensors but nothing can be
+# PACK_DIR comes from scripts/pack_data.py. The learning-rate cosine spans MINUTES of training time
+# (--schedule-minutes), whatever the step rate; a checkpoint in OUT/run resumes.
+# The GPU image has torch, onnx, onnxruntime, OpenCV, scipy, numba and safetensors but nothing can be
 # fetched there: carry pymatting as a wheel in .whl/ (pip download --no-deps -d .whl pymatting).
 set -euo pipefail
 pack=$1 minutes=$2 out=$3
@@ -10,7 +11,8 @@ shift 3
 python3 -c "import pymatting" 2>/dev/null || python3 -m pip install -q --no-index --no-deps .whl/*.whl
 export PYTHONPATH="$PWD/core${PYTHONPATH:+:$PYTHONPATH}"
 trunk=$(ls "$pack"/*.onnx 2>/dev/null | head -n1 || true)
+workers=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))
 python3 -m cramatte.cli train realtime --data "$pack/portraits" --cutouts "$pack/cutouts" \
     --backgrounds "$pack/backgrounds" ${trunk:+--init-trunk "$trunk"} --out "$out/run" \
-    --max-minutes "$minutes" --batch 32 --workers 8 "$@"
+    --schedule-minutes "$minutes" --batch 32 --workers "$workers" "$@"
 cp "$out/run/model.safetensors" "$out/run/log.csv" "$out/"

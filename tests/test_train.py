@@ -4,7 +4,7 @@ import csv
 import torch
 from safetensors.torch import load_file
 
-from cramatte.train.trainer import TrainOptions, train
+from cramatte.train.trainer import TrainOptions, _lr_factor, train
 from test_data import make_backgrounds, make_set
 
 
@@ -33,3 +33,21 @@ def test_loss_goes_down_and_resume_is_exact(tmp_path):
     a, b = load_file(str(straight)), load_file(str(resumed))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_time_schedule_spans_the_minutes_and_stops(tmp_path):
+    opts = TrainOptions(steps=10, warmup=2, schedule_minutes=2.0)
+    assert _lr_factor(5, 0.0, opts) == 1.0 and abs(_lr_factor(5, 60.0, opts) - 0.5) < 1e-9
+    assert _lr_factor(9, 200.0, opts) == 0.0  # the step count no longer matters
+
+    make_set(tmp_path / "set", n=6, size=64)
+    make_backgrounds(tmp_path / "bg")
+    opts = TrainOptions(data=(str(tmp_path / "set"),), backgrounds=(str(tmp_path / "bg"),), out=str(tmp_path / "t"),
+                        steps=10 ** 6, batch=2, size=64, warmup=1, workers=0, schedule_minutes=0.03)
+    train(opts, log=lambda *_: None)
+    with open(tmp_path / "t" / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert 1 < len(rows) < 10 ** 6
+    assert float(rows[-1]["seconds"]) <= 0.03 * 60 + 5
+    lrs = [float(r["lr"]) for r in rows[1:]]
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.5 * opts.lr

@@ -170,7 +170,8 @@ def cmd_train(args) -> int:
                         backgrounds=tuple(args.backgrounds), out=args.out, steps=args.steps, batch=args.batch,
                         size=args.size, lr=args.lr, seed=args.seed, stage=args.stage, workers=args.workers,
                         max_minutes=args.max_minutes, init_trunk=args.init_trunk or "",
-                        init_weights=args.init_weights or "")
+                        init_weights=args.init_weights or "", schedule_minutes=args.schedule_minutes,
+                        device=args.device)
     print(train(opts))
     return 0
 
@@ -243,7 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stage", default="joint", choices=["joint", "lowres", "refiner"])
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--max-minutes", type=float, default=0.0)
+    p.add_argument("--max-minutes", type=float, default=0.0, help="stop (checkpointed) after this many minutes")
+    p.add_argument("--schedule-minutes", type=float, default=0.0,
+                   help="the learning-rate cosine spans this much training time instead of --steps, then stops")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--init-trunk", help="MoveNet Lightning trunk ONNX to initialise the trunk from")
     p.add_argument("--init-weights", help="cramatte safetensors to start from")
     p.set_defaults(func=cmd_train)

@@ -41,6 +41,8 @@ class TrainOptions:
     checkpoint_every: int = 100
     init_trunk: str = ""
     init_weights: str = ""
+    schedule_minutes: float = 0.0  # > 0: the cosine spans this much training time (across resumes), then stop
+    device: str = "auto"
 
 
 def build_data(opts: TrainOptions) -> MattingData:
@@ -50,27 +52,30 @@ def build_data(opts: TrainOptions) -> MattingData:
     return MattingData(pairs, cutouts, bgs, size=opts.size, seed=opts.seed)
 
 
-def _lr_factor(step: int, opts: TrainOptions) -> float:
+def _lr_factor(step: int, seconds: float, opts: TrainOptions) -> float:
     if step < opts.warmup:
         return (step + 1) / opts.warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - opts.warmup) / max(1, opts.steps - opts.warmup))))
+    done = seconds / (opts.schedule_minutes * 60) if opts.schedule_minutes else \
+        (step - opts.warmup) / max(1, opts.steps - opts.warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
 
 
-def _save_checkpoint(path: Path, model, optim, step: int, opts: TrainOptions) -> None:
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+def _save_checkpoint(path: Path, model, optim, step: int, seconds: float, opts: TrainOptions) -> None:
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     opt_state = optim.state_dict()
     for pid, state in opt_state["state"].items():
         for key, value in state.items():
-            tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value).contiguous()
+            tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value).cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
-    meta = {"step": str(step), "options": json.dumps(asdict(opts)),
+    meta = {"step": str(step), "seconds": repr(seconds), "options": json.dumps(asdict(opts)),
             "param_groups": json.dumps(opt_state["param_groups"])}
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(path)
 
 
-def _load_checkpoint(path: Path, model, optim) -> int:
+def _load_checkpoint(path: Path, model, optim) -> tuple:
+    """Restore model, optimiser and RNG in place; returns (step, training seconds so far)."""
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
@@ -84,7 +89,7 @@ def _load_checkpoint(path: Path, model, optim) -> int:
             state.setdefault(int(pid), {})[key] = v
     optim.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
     torch.set_rng_state(tensors["rng.torch"])
-    return int(meta["step"])
+    return int(meta["step"]), float(meta.get("seconds", 0.0))
 
 
 def _init_from(model: CramatteNet, path: str, log) -> None:
@@ -110,7 +115,9 @@ def train(opts: TrainOptions, log=print) -> Path:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = get_config(opts.config)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if opts.device == "auto" else opts.device)
     torch.manual_seed(opts.seed)
+    torch.backends.cudnn.benchmark = True
     model = CramatteNet(**cfg.arch)
     if opts.init_weights:
         _init_from(model, opts.init_weights, log)
@@ -118,7 +125,7 @@ def train(opts: TrainOptions, log=print) -> Path:
         from ..model.trunk import load_onnx_trunk
         load_onnx_trunk(model.lowres.trunk, opts.init_trunk)
     _set_stage(model, opts.stage)
-    model = model.to(memory_format=torch.channels_last).train()
+    model = model.to(device, memory_format=torch.channels_last).train()
     trunk = set(id(p) for p in model.lowres.trunk.parameters())
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if id(p) in trunk], "lr": opts.lr * 0.3},
@@ -127,33 +134,36 @@ def train(opts: TrainOptions, log=print) -> Path:
     base_lrs = [g["lr"] for g in optim.param_groups]
 
     ckpt = out / "last.safetensors"
-    step = _load_checkpoint(ckpt, model, optim) if ckpt.exists() else 0
+    step, seconds = _load_checkpoint(ckpt, model, optim) if ckpt.exists() else (0, 0.0)
     if step:
         log(f"resumed from {ckpt} at step {step}")
     data = build_data(opts)
     loader = DataLoader(data, batch_size=opts.batch, sampler=ResumableSampler(step * opts.batch),
                         num_workers=opts.workers, persistent_workers=opts.workers > 0,
-                        prefetch_factor=4 if opts.workers > 0 else None,
+                        prefetch_factor=4 if opts.workers > 0 else None, pin_memory=device.type == "cuda",
                         multiprocessing_context="spawn" if opts.workers > 0 else None)
     lr_sizes = [s for s in range(opts.size // 2, opts.size + 1, 32) if s % 32 == 0] or [opts.size]
     log_file = (out / "log.csv").open("a", newline="")
     writer = None
     start = time.time()
-    bf16 = torch.autocast("cpu", dtype=torch.bfloat16) if not torch.cuda.is_available() else \
-        torch.autocast("cuda", dtype=torch.bfloat16)
+    bf16 = torch.autocast(device.type, dtype=torch.bfloat16)
     it = iter(loader)
     while step < (min(opts.steps, opts.stop_at) if opts.stop_at else opts.steps):
+        now = seconds + time.time() - start
         if opts.max_minutes and time.time() - start > opts.max_minutes * 60:
             log(f"time limit reached at step {step}")
             break
-        batch = next(it)
+        if opts.schedule_minutes and now >= opts.schedule_minutes * 60:
+            log(f"schedule of {opts.schedule_minutes} minutes done at step {step}")
+            break
+        batch = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
         rng = np.random.default_rng([opts.seed, step])
         lr_size = int(rng.choice(lr_sizes))
         src = batch["image"].contiguous(memory_format=torch.channels_last)
         src_lr = F.interpolate(src, size=(lr_size, lr_size), mode="area")
         k = torch.tensor(4 * 2 * (opts.size // 8))
         for g, base in zip(optim.param_groups, base_lrs):
-            g["lr"] = base * _lr_factor(step, opts)
+            g["lr"] = base * _lr_factor(step, now, opts)
         with bf16:
             out_aux = model(src, src_lr, k, return_aux=True)
         terms = matting_loss(out_aux, batch, coarse_only=opts.stage == "lowres")
@@ -163,7 +173,7 @@ def train(opts: TrainOptions, log=print) -> Path:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optim.step()
         step += 1
-        row = {"step": step, "seconds": round(time.time() - start, 1), "lr": optim.param_groups[-1]["lr"],
+        row = {"step": step, "seconds": round(seconds + time.time() - start, 1), "lr": optim.param_groups[-1]["lr"],
                "loss": float(loss.detach()), **{k: round(float(v.detach()), 5) for k, v in terms.items()}}
         if writer is None:
             writer = csv.DictWriter(log_file, fieldnames=list(row), extrasaction="ignore")
@@ -174,9 +184,9 @@ def train(opts: TrainOptions, log=print) -> Path:
             log_file.flush()
             log(f"step {step} loss {row['loss']:.4f} ({row['seconds']} s)")
         if step % opts.checkpoint_every == 0:
-            _save_checkpoint(ckpt, model, optim, step, opts)
-    _save_checkpoint(ckpt, model, optim, step, opts)
+            _save_checkpoint(ckpt, model, optim, step, seconds + time.time() - start, opts)
+    _save_checkpoint(ckpt, model, optim, step, seconds + time.time() - start, opts)
     log_file.close()
     final = out / "model.safetensors"
-    save_model(model.to(memory_format=torch.contiguous_format), final, cfg.arch, {"config": opts.config, "step": str(step)})
+    save_model(model.to("cpu", memory_format=torch.contiguous_format), final, cfg.arch, {"config": opts.config, "step": str(step)})
     return final

@@ -1,5 +1,6 @@
 """Training loop: time-limited, checkpointed (safetensors) and exactly resumable."""
 import csv
+import itertools
 import json
 import math
 import time
@@ -145,9 +146,10 @@ def train(opts: TrainOptions, log=print) -> Path:
     lr_sizes = [s for s in range(opts.size // 2, opts.size + 1, 32) if s % 32 == 0] or [opts.size]
     log_file = (out / "log.csv").open("a", newline="")
     writer = None
-    start = time.time()
     bf16 = torch.autocast(device.type, dtype=torch.bfloat16)
     it = iter(loader)
+    it = itertools.chain([next(it)], it)  # workers started: the clock counts training time only
+    start = time.time()
     while step < (min(opts.steps, opts.stop_at) if opts.stop_at else opts.steps):
         now = seconds + time.time() - start
         if opts.max_minutes and time.time() - start > opts.max_minutes * 60:

@@ -47,7 +47,7 @@ def main():
         params = {s: sum(p.numel() for p in getattr(model, s).parameters()) for s in ("lowres", "refiner")}
         print(f"{cfg.name}: {sum(params.values()) / 1e6:.2f} M parameters "
               f"(low-res {params['lowres'] / 1e6:.2f} M, refiner {params['refiner'] / 1e6:.3f} M); "
-              f"internal {cfg.internal} px, K = {cfg.regions_per_edge:g} x (H/8 + W/8)")
+              f"internal {cfg.internal} px, {cfg.regions_rule}")
         for h, w in SIZES:
             lh, lw = cfg.internal_size(h, w)
             macs = count_macs(model, torch.rand(1, 3, h, w), torch.rand(1, 3, lh, lw), torch.tensor(cfg.regions(h, w)))

@@ -9,9 +9,12 @@ set -euo pipefail
 pack=$1 minutes=$2 out=$3
 shift 3
 python3 -c "import pymatting" 2>/dev/null || python3 -m pip install -q --no-index --no-deps .whl/*.whl
+# pymatting compiles its numba kernels on import (about 40 s): once here, into a cache the workers share.
+export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-/tmp/numba} OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1
+python3 -c "import pymatting"
 export PYTHONPATH="$PWD/core${PYTHONPATH:+:$PYTHONPATH}"
 trunk=$(ls "$pack"/*.onnx 2>/dev/null | head -n1 || true)
-workers=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))
+workers=$(( $(nproc) > 10 ? 8 : $(nproc) > 2 ? $(nproc) - 2 : 1 ))
 python3 -m cramatte.cli train realtime --data "$pack/portraits" --cutouts "$pack/cutouts" \
     --backgrounds "$pack/backgrounds" ${trunk:+--init-trunk "$trunk"} --out "$out/run" \
     --schedule-minutes "$minutes" --batch 32 --workers "$workers" "$@"

@@ -97,6 +97,7 @@ def test_configs_named_in_one_registry():
     rt, q = get_config("realtime"), get_config("quality")
     assert rt.internal < q.internal
     assert rt.internal_size(1080, 1920) == (192, 320)
-    assert rt.regions(1080, 1920) == 2 * (135 + 240)
+    assert rt.regions(256, 256) == rt.regions_per_edge * 64 < rt.max_regions  # small frames: per edge
+    assert rt.regions(1080, 1920) == rt.regions(2160, 3840) == rt.max_regions  # large ones: capped
     with pytest.raises(ValueError, match="unknown configuration"):
         get_config("fast")

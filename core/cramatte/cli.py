@@ -137,7 +137,7 @@ def cmd_info(args) -> int:
     cfg = matter.config
     print(f"model:      {matter.model_path}")
     print(f"config:     {cfg.name} (internal long side {cfg.internal} px, "
-          f"{cfg.regions_per_edge:g} x (H/8 + W/8) regions refined)")
+          f"{cfg.regions_rule} regions refined)")
     print(f"backend:    {matter.backend.name} on {matter.backend.device}")
     print(f"providers:  {', '.join(matter.providers)}")
     print(f"available:  {', '.join(available_devices())} (onnxruntime {ort.__version__})")

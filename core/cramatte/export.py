@@ -2,7 +2,6 @@
 TorchScript package for Nuke's Inference node (Cattery layout)."""
 import json
 import logging
-import math
 import os
 import warnings
 from pathlib import Path
@@ -11,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model.configs import get_config
+from .model.configs import get_config, regions
 
 OPSET = 17
 
@@ -118,9 +117,10 @@ class NukeMatte(nn.Module):
     """One tensor in, one out, as Nuke's Inference node wants: scene-linear RGB [1, C>=3, H, W] ->
     alpha [1, 1, H, W]. Colour conversion, internal resize and region count live inside forward."""
 
-    def __init__(self, net: nn.Module, internal: int, regions_per_edge: float):
+    def __init__(self, net: nn.Module, internal: int, regions_per_edge: float, max_regions: int):
         super().__init__()
-        self.net, self.internal, self.regions_per_edge = net, internal, regions_per_edge
+        self.net, self.internal = net, internal
+        self.regions_per_edge, self.max_regions = regions_per_edge, max_regions
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[2], x.shape[3]
@@ -131,8 +131,7 @@ class NukeMatte(nn.Module):
         lh = max(32, int(round(h * scale / 32.0)) * 32)
         lw = max(32, int(round(w * scale / 32.0)) * 32)
         lr = F.interpolate(srgb, size=[lh, lw], mode="area")
-        k = int(self.regions_per_edge * (math.ceil(h / 8.0) + math.ceil(w / 8.0)))
-        return self.net(srgb, lr, torch.tensor(max(1, k)))
+        return self.net(srgb, lr, torch.tensor(regions(h, w, self.regions_per_edge, self.max_regions)))
 
 
 GIZMO = """Gizmo {{
@@ -179,7 +178,7 @@ def export_nuke(weights, out_dir, config: str = "quality", name: str = "Cramatte
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(net, (torch.rand(1, 3, 72, 104), torch.rand(1, 3, 64, 96), torch.tensor(40)),
                                  check_trace=False)
-    module = torch.jit.script(NukeMatte(traced, cfg.internal, cfg.regions_per_edge))
+    module = torch.jit.script(NukeMatte(traced, cfg.internal, cfg.regions_per_edge, cfg.max_regions))
     folder = Path(out_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
     module.save(str(folder / f"{name}.pt"))

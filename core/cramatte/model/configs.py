@@ -10,11 +10,13 @@ ARCH = {
 
 @dataclass(frozen=True)
 class Config:
-    """internal: long side (px) of the frame the low-res network sees; regions_per_edge: K per grid edge
-    cell, K = regions_per_edge * (H/8 + W/8) 8x8 regions refined per frame (the paper uses 2)."""
+    """internal: long side (px) of the frame the low-res network sees. K, the 8x8 regions refined per
+    frame: regions_per_edge * (H/8 + W/8) (the paper uses 2), at most max_regions (0: no cap), so a
+    real-time frame's refiner cost is bounded whatever its size."""
     name: str
     internal: int
     regions_per_edge: float
+    max_regions: int = 0
     arch: dict = field(default_factory=lambda: ARCH)
 
     def internal_size(self, h: int, w: int) -> tuple:
@@ -23,12 +25,22 @@ class Config:
         return tuple(max(32, int(round(s * scale / 32)) * 32) for s in (h, w))
 
     def regions(self, h: int, w: int) -> int:
-        return max(1, int(self.regions_per_edge * (math.ceil(h / 8) + math.ceil(w / 8))))
+        return regions(h, w, self.regions_per_edge, self.max_regions)
+
+    @property
+    def regions_rule(self) -> str:
+        return f"K = {self.regions_per_edge:g} x (H/8 + W/8)" + (f", at most {self.max_regions}" if self.max_regions else "")
+
+
+def regions(h: int, w: int, per_edge: float, cap: int = 0) -> int:
+    """K for an h x w frame (see `Config`); TorchScript-compatible, as the Nuke model calls it."""
+    k = max(1, int(per_edge * (math.ceil(h / 8.0) + math.ceil(w / 8.0))))
+    return min(k, cap) if cap > 0 else k
 
 
 CONFIGS = {
-    "realtime": Config("realtime", internal=320, regions_per_edge=2.0),
-    "quality": Config("quality", internal=512, regions_per_edge=4.0),
+    "realtime": Config("realtime", internal=320, regions_per_edge=6.0, max_regions=750),
+    "quality": Config("quality", internal=512, regions_per_edge=10.0),
 }
 
 

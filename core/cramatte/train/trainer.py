@@ -141,14 +141,16 @@ def train(opts: TrainOptions, log=print) -> Path:
     data = build_data(opts)
     loader = DataLoader(data, batch_size=opts.batch, sampler=ResumableSampler(step * opts.batch),
                         num_workers=opts.workers, persistent_workers=opts.workers > 0,
-                        prefetch_factor=4 if opts.workers > 0 else None, pin_memory=device.type == "cuda",
+                        prefetch_factor=2 if opts.workers > 0 else None, pin_memory=device.type == "cuda",
                         multiprocessing_context="spawn" if opts.workers > 0 else None)
     lr_sizes = [s for s in range(opts.size // 2, opts.size + 1, 32) if s % 32 == 0] or [opts.size]
     log_file = (out / "log.csv").open("a", newline="")
     writer = None
     bf16 = torch.autocast(device.type, dtype=torch.bfloat16)
+    start = time.time()
     it = iter(loader)
     it = itertools.chain([next(it)], it)  # workers started: the clock counts training time only
+    log(f"first batch after {time.time() - start:.0f} s ({opts.workers} workers)")
     start = time.time()
     while step < (min(opts.steps, opts.stop_at) if opts.stop_at else opts.steps):
         now = seconds + time.time() - start

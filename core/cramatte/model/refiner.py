@@ -30,9 +30,10 @@ class CRALayer(nn.Module):
         """t: tokens [N, K, C]; ordinal, mask: [N, K, 9] from `regions.neighbours`."""
         n, k, c = t.shape
         hd = c // self.heads
-        nb = torch.gather(t, 1, ordinal.reshape(n, -1, 1).expand(-1, -1, c)).reshape(n, k, -1, c)
         q = self.q(self.norm_q(t)).reshape(n, k, self.heads, 1, hd)
-        kv = self.kv(self.norm_kv(nb)).reshape(n, k, -1, 2, self.heads, hd).permute(3, 0, 1, 4, 2, 5)
+        kv = self.kv(self.norm_kv(t))  # per token: project each region once, then gather its neighbours
+        rows = (ordinal + torch.arange(n, device=t.device)[:, None, None] * k).flatten()
+        kv = kv.flatten(0, 1)[rows].reshape(n, k, -1, 2, self.heads, hd).permute(3, 0, 1, 4, 2, 5)
         logits = (q @ kv[0].transpose(-1, -2)) * hd ** -0.5 + self.pos_bias[:, None, :]  # [N, K, H, 1, 9]
         logits = logits.masked_fill(~mask[:, :, None, None, :], float("-inf"))
         y = (logits.softmax(-1) @ kv[1]).reshape(n, k, c)

@@ -39,7 +39,7 @@ def regions(h: int, w: int, per_edge: float, cap: int = 0) -> int:
 
 
 CONFIGS = {
-    "realtime": Config("realtime", internal=320, regions_per_edge=6.0, max_regions=750),
+    "realtime": Config("realtime", internal=320, regions_per_edge=6.0, max_regions=500),
     "quality": Config("quality", internal=512, regions_per_edge=10.0),
 }
 

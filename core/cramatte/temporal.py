@@ -21,7 +21,7 @@ class TemporalFilter:
     motion is not); cut: mean residual above which the state resets; size: long side of the analysis
     image the flow is computed on."""
 
-    def __init__(self, strength: float = STRENGTH, motion: float = 0.1, jump: float = 0.3, cut: float = 0.12,
+    def __init__(self, strength: float = STRENGTH, motion: float = 0.1, jump: float = 0.6, cut: float = 0.12,
                  size: int = 256):
         self.strength, self.motion, self.jump, self.cut, self.size = strength, motion, jump, cut, size
         self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model.configs import get_config, regions
+from .model.configs import get_config, internal_size, regions
 
 OPSET = 17
 
@@ -127,9 +127,7 @@ class NukeMatte(nn.Module):
         lin = x[:, :3].clamp(min=0.0)
         srgb = torch.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin.clamp(min=1e-12).pow(1.0 / 2.4) - 0.055)
         srgb = srgb.clamp(0.0, 1.0)
-        scale = min(1.0, float(self.internal) / float(max(h, w)))
-        lh = max(32, int(round(h * scale / 32.0)) * 32)
-        lw = max(32, int(round(w * scale / 32.0)) * 32)
+        lh, lw = internal_size(h, w, self.internal)
         lr = F.interpolate(srgb, size=[lh, lw], mode="area")
         return self.net(srgb, lr, torch.tensor(regions(h, w, self.regions_per_edge, self.max_regions)))
 

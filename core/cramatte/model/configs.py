@@ -1,6 +1,7 @@
 """Named configurations: one place for architecture and inference settings."""
 import math
 from dataclasses import dataclass, field
+from typing import Tuple
 
 ARCH = {
     "lowres": {"dim": 128, "depth": 4, "heads": 4, "mlp_ratio": 2.0, "decoder": [64, 32]},
@@ -20,9 +21,7 @@ class Config:
     arch: dict = field(default_factory=lambda: ARCH)
 
     def internal_size(self, h: int, w: int) -> tuple:
-        """Low-res network input size for an h x w frame: multiples of 32, never upscaled past the frame."""
-        scale = min(1.0, self.internal / max(h, w))
-        return tuple(max(32, int(round(s * scale / 32)) * 32) for s in (h, w))
+        return internal_size(h, w, self.internal)
 
     def regions(self, h: int, w: int) -> int:
         return regions(h, w, self.regions_per_edge, self.max_regions)
@@ -30,6 +29,13 @@ class Config:
     @property
     def regions_rule(self) -> str:
         return f"K = {self.regions_per_edge:g} x (H/8 + W/8)" + (f", at most {self.max_regions}" if self.max_regions else "")
+
+
+def internal_size(h: int, w: int, internal: int) -> Tuple[int, int]:
+    """Low-res network input size for an h x w frame: multiples of 32, never upscaled past the frame.
+    TorchScript-compatible, as the Nuke model calls it."""
+    scale = min(1.0, float(internal) / float(max(h, w)))
+    return max(32, int(round(h * scale / 32.0)) * 32), max(32, int(round(w * scale / 32.0)) * 32)
 
 
 def regions(h: int, w: int, per_edge: float, cap: int = 0) -> int:

@@ -165,6 +165,7 @@ def test_fresh_onnx_export_matches_torch(tmp_path, sample):
     """Both graphs re-exported; the ONNX runtime path (numpy region glue between two sessions) matches
     the torch network's own forward, which selects, crops and pastes in torch."""
     import cv2
+    import onnx as onnx_lib
     import torch
 
     from cramatte.backends import refiner_path
@@ -175,6 +176,8 @@ def test_fresh_onnx_export_matches_torch(tmp_path, sample):
     weights = shipped_model(".safetensors")
     onnx = export_onnx(weights, tmp_path / "fresh.onnx")
     assert refiner_path(onnx).is_file()
+    nodes = onnx_lib.load(onnx).graph.node
+    assert not [n.name for n in nodes if n.op_type == "Pad"]  # folded into the stride-2 convs
     net, _ = load_model(weights)
     fast = Matter(onnx, config="realtime")
     for h, w in ((65, 97), (333, 251), (256, 320)):

@@ -26,17 +26,18 @@ class CRALayer(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Linear(mlp, dim))
 
-    def forward(self, t, ordinal, mask):
-        """t: tokens [N, K, C]; ordinal, mask: [N, K, 9] from `regions.neighbours`."""
+    def forward(self, t, ordinal, absent):
+        """t: tokens [N, K, C]; ordinal: [N, K, 9] from `regions.neighbours`; absent: [N, K, 9, 1], -inf
+        where its mask is false (no neighbour there), else 0."""
         n, k, c = t.shape
         hd = c // self.heads
-        q = self.q(self.norm_q(t)).reshape(n, k, self.heads, 1, hd)
+        q = self.q(self.norm_q(t)).reshape(n, k, 1, self.heads, hd)
         kv = self.kv(self.norm_kv(t))  # per token: project each region once, then gather its neighbours
         rows = (ordinal + torch.arange(n, device=t.device)[:, None, None] * k).flatten()
-        kv = kv.flatten(0, 1)[rows].reshape(n, k, -1, 2, self.heads, hd).permute(3, 0, 1, 4, 2, 5)
-        logits = (q @ kv[0].transpose(-1, -2)) * hd ** -0.5 + self.pos_bias[:, None, :]  # [N, K, H, 1, 9]
-        logits = logits.masked_fill(~mask[:, :, None, None, :], float("-inf"))
-        y = (logits.softmax(-1) @ kv[1]).reshape(n, k, c)
+        kv = kv.flatten(0, 1)[rows].reshape(n, k, -1, 2, self.heads, hd)  # [N, K, 9, 2, H, hd]
+        # Nine keys per query: products and sums, not batched 1x9 matmuls (and their transposes).
+        logits = (q * kv[:, :, :, 0]).sum(-1) * hd ** -0.5 + self.pos_bias.t() + absent  # [N, K, 9, H]
+        y = (logits.softmax(2)[..., None] * kv[:, :, :, 1]).sum(2).reshape(n, k, c)
         t = t + self.proj(y)
         return t + self.mlp(self.norm2(t))
 
@@ -67,8 +68,9 @@ class Refiner(nn.Module):
         s4 = self.down4(s8)
         b = self.down2(s4)
         t = self.token(b.mean((2, 3))).reshape(n, k, -1)
+        absent = torch.zeros(mask.shape, dtype=t.dtype, device=t.device).masked_fill(~mask, float("-inf"))[..., None]
         for layer in self.cra:
-            t = layer(t, ordinal, mask)
+            t = layer(t, ordinal, absent)
         b = b + self.untoken(t).reshape(n * k, -1, 1, 1)
         d4 = self.dec4(torch.cat([_up2(b), s4], 1))
         centre = patches[:, :, MARGIN:MARGIN + REGION, MARGIN:MARGIN + REGION]

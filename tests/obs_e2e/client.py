@@ -2,6 +2,7 @@
 sees to RESULTS_DIR: screenshots as PNG and figures as results.json."""
 import base64
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,6 +18,8 @@ out = Path(sys.argv[1])
 
 
 def connect(seconds=60):
+    # obsws_python logs a traceback for every refused connection while OBS is still starting.
+    logging.getLogger("obsws_python").setLevel(logging.CRITICAL)
     deadline = time.monotonic() + seconds
     while True:
         try:

@@ -1,6 +1,6 @@
 """End-to-end latency (uint8 frame in, alpha out) and peak memory per backend, configuration and size.
 
-    python benchmarks/latency.py [--backends onnx onnx-fp32 torch] [--configs realtime quality] [--runs 30]
+    python benchmarks/latency.py [--backends onnx onnx-fp32 torch] [--configs realtime fast quality] [--runs 30]
     python benchmarks/latency.py --split     # ms per stage inside Matter.alpha
     python benchmarks/latency.py --backends torch --device cuda    # on a GPU (torch fp16)
 
@@ -83,7 +83,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--backends", nargs="+", default=["onnx", "onnx-fp32", "torch"],
                    help="onnx: the default CPU path (int8 graphs); onnx-fp32: the fp32 graphs; torch")
-    p.add_argument("--configs", nargs="+", default=["realtime", "quality"])
+    p.add_argument("--configs", nargs="+", default=["realtime", "fast", "quality"])
     p.add_argument("--sizes", nargs="+", default=list(SIZES))
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--threads", type=int)

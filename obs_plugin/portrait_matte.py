@@ -13,8 +13,7 @@ import libobs as L
 
 ID = b"cramatte_portrait_matte"
 NAME = ctypes.create_string_buffer(b"Portrait Matte (cramatte)")
-PRESETS = {  # name -> (configuration, internal long side)
-    "fast": ("realtime", 256), "balanced": ("realtime", 320), "quality": ("quality", 512)}
+PRESETS = {"fast": "fast", "balanced": "realtime", "quality": "quality"}  # preset -> cramatte configuration
 BACKGROUNDS = ["transparent", "colour", "blur", "image"]
 DEVICE_LABELS = {"cpu": "CPU", "cuda": "CUDA", "tensorrt": "TensorRT", "directml": "DirectML", "coreml": "CoreML"}
 EFFECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matte.effect")
@@ -125,15 +124,11 @@ class PortraitMatte:
             self.live = None
         if state["import_error"]:
             return
-        from dataclasses import replace
-
         from cramatte import Matter
         from cramatte.live import LiveMatter
-        from cramatte.model.configs import get_config
 
         s = self.settings
-        config_name, internal = PRESETS.get(s["preset"], PRESETS["balanced"])
-        config = replace(get_config(config_name), internal=internal)
+        config = PRESETS.get(s["preset"], PRESETS["balanced"])
         # Automatic threads leave half the cores to OBS, the game and the encoder.
         threads = s["threads"] or max(1, (os.cpu_count() or 2) // 2)
         make = lambda: Matter(config=config, device=s["device"], threads=threads)

@@ -189,7 +189,7 @@ def cmd_eval(args) -> int:
 
 def _model_args(p):
     p.add_argument("--model", help="a cramatte .onnx or .safetensors file (default: the shipped model)")
-    p.add_argument("--config", default="realtime", help="realtime (default) or quality")
+    p.add_argument("--config", default="realtime", help="realtime (default), fast or quality")
     p.add_argument("--backend", default="onnx", choices=["onnx", "torch"])
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, tensorrt, directml or coreml")
 

@@ -44,7 +44,7 @@ class Matter:
 
     model:   path to a cramatte `.onnx` (with its `.refiner.onnx` beside it) or `.safetensors` file; None
              for the shipped model (on the CPU with the onnx backend, its int8 graphs).
-    config:  named configuration ("realtime" or "quality") or a `Config`: internal resolution and regions.
+    config:  named configuration ("realtime", "fast" or "quality") or a `Config`: internal resolution and regions.
     backend: "onnx" (default; needs a .onnx model) or "torch" (needs a .safetensors model).
     device:  "auto", "cpu", "cuda", "tensorrt", "directml" or "coreml" (onnx), "auto"/"cpu"/"cuda" (torch).
     threads: CPU threads for inference (None: the backend's default).

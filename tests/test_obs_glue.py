@@ -5,7 +5,6 @@ import importlib
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -69,13 +68,14 @@ def test_defaults_and_properties(fake):
     assert devices[0] == "auto" and "cpu" in devices and "coreml" not in devices  # only what is present
 
 
-def test_matte_reaches_the_shader(fake):
-    key = portrait_matte._info.create(fake.settings(SETTINGS), 1)
+@pytest.mark.parametrize("preset, config", [("balanced", "realtime"), ("fast", "fast"), ("quality", "quality")])
+def test_matte_reaches_the_shader(fake, preset, config):
+    key = portrait_matte._info.create(fake.settings({**SETTINGS, "preset": preset}), 1)
     assert key
     assert render_until(fake, key, lambda: fake.filter_ends > 0)
     filt = portrait_matte.instances[key]
+    assert filt.live._make().config == get_config(config)
     uploaded = fake.textures[filt.alpha_tex]["pixels"]
-    config = replace(get_config("realtime"), internal=320)
     ref = Matter(config=config, device="cpu")(fake.frame[..., :3]).alpha
     assert uploaded.shape == (120, 160)
     assert np.abs(uploaded / 255 - ref).max() <= 1 / 255 + 1e-6

@@ -33,6 +33,12 @@ def shot(tmp_path, sample):
     return frames, read
 
 
+def test_node_offers_every_named_configuration():
+    from cramatte.model.configs import CONFIGS
+
+    assert sorted(cramatte_nuke.CONFIGS) == sorted(CONFIGS)
+
+
 def _node(read, tmp_path, output="alpha"):
     group = cramatte_nuke.create_node()
     group.setInput(0, read)

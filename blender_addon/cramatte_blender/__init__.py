@@ -23,7 +23,8 @@ class CramattePreferences(bpy.types.AddonPreferences):
 
     device: bpy.props.EnumProperty(name="Device", items=_devices)
     config: bpy.props.EnumProperty(name="Model configuration", default="quality",
-                                   items=[("realtime", "Real-time", "fastest"), ("quality", "Quality", "best edges")])
+                                   items=[("fast", "Fast", "fastest, softer edges"), ("realtime", "Real-time", "fast"),
+                                          ("quality", "Quality", "best edges")])
     model: bpy.props.StringProperty(name="Model (.onnx)", subtype="FILE_PATH",
                                     description="A cramatte ONNX model; empty for the shipped one")
     cache_folder: bpy.props.StringProperty(name="Cache folder", subtype="DIR_PATH",

@@ -15,7 +15,7 @@ import traceback
 import nuke
 
 CLASS = "CramattePortraitMatte"
-CONFIGS = ["realtime", "quality"]
+CONFIGS = ["fast", "realtime", "quality"]
 DEVICES = ["auto", "cpu", "cuda", "tensorrt", "directml", "coreml"]
 OUTPUTS = ["alpha", "alpha + foreground", "premultiplied RGBA"]
 

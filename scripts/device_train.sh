@@ -9,16 +9,16 @@
 set -euo pipefail
 pack=$1 minutes=$2 out=$3
 shift 3
-echo "cores $(nproc); $(free -g | awk '/Mem/ {print $2 " GiB RAM"}'); /dev/shm $(df -h /dev/shm | awk 'NR==2 {print $2}')"
+cores=$(nproc --all)  # before OMP_NUM_THREADS=1 below, which plain nproc obeys
+echo "cores $cores; $(free -g | awk '/Mem/ {print $2 " GiB RAM"}'); /dev/shm $(df -h /dev/shm | awk 'NR==2 {print $2}')"
 python3 -c "import pymatting" 2>/dev/null || python3 -m pip install -q --no-index --no-deps .whl/*.whl
 # pymatting compiles its numba kernels on import: once here, into a cache the workers share.
 export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-/tmp/numba} OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 python3 -c "import pymatting"
 export PYTHONPATH="$PWD/core${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1
 trunk=$(ls "$pack"/*.onnx 2>/dev/null | head -n1 || true)
-cores=$(nproc --all)  # plain nproc obeys the OMP_NUM_THREADS=1 above
 workers=$(( cores > 16 ? 14 : cores > 2 ? cores - 2 : 1 ))
-copy_back() { cp "$out/run/model.safetensors" "$out/run/last.safetensors" "$out/run/log.csv" "$out/" 2>/dev/null || true; }
+copy_back() { cp "$out/run/model.safetensors" "$out/run/log.csv" "$out/" 2>/dev/null || true; }  # the checkpoint stays in OUT/run
 trap copy_back EXIT
 timeout -s ABRT "$(python3 -c "print(int($minutes * 60 + 180))")" \
     python3 -m cramatte.cli train realtime --data "$pack/portraits" --cutouts "$pack/cutouts" \

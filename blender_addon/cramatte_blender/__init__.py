@@ -23,7 +23,7 @@ class CramattePreferences(bpy.types.AddonPreferences):
 
     device: bpy.props.EnumProperty(name="Device", items=_devices)
     config: bpy.props.EnumProperty(name="Model configuration", default="quality",
-                                   items=[("fast", "Fast", "fastest, softer edges"), ("realtime", "Real-time", "fast"),
+                                   items=[("fast", "Fast", "fastest, softer edges"), ("realtime", "Real-time", "balanced"),
                                           ("quality", "Quality", "best edges")])
     model: bpy.props.StringProperty(name="Model (.onnx)", subtype="FILE_PATH",
                                     description="A cramatte ONNX model; empty for the shipped one")

@@ -69,11 +69,13 @@ def _fold_pads(path: Path) -> None:
         conv.attribute.append(onnx.helper.make_attribute("pads", [int(v) for v in (*begin[2:], *end[2:])]))
         conv.input[0] = pad.input[0]
         graph.node.remove(pad)
-    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
-    while dead := [n for n in graph.node if not any(o in used for o in n.output)]:  # the pad-amount subgraphs
+    while True:  # drop what fed only the removed pads (their amount subgraphs)
+        used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+        dead = [n for n in graph.node if not any(o in used for o in n.output)]
+        if not dead:
+            break
         for n in dead:
             graph.node.remove(n)
-        used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
     onnx.save(model, os.fspath(path))
 
 

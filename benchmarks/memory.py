@@ -1,11 +1,15 @@
 """Resident memory of `cramatte matte` on a long video: it must stay flat (frames are streamed).
 
     python benchmarks/memory.py [--frames 1800] [--size 1280x720]
+    python benchmarks/memory.py --batch 1 8 64 [--size 1280x720]
 
 Writes a synthetic clip (the sample portrait drifting over a moving background, H.264), mattes it in
 video mode to ProRes 4444 with alpha in a child process, and samples the child's resident set size
 every 0.25 s. Prints the RSS after 10%, 50% and 100% of the frames and the growth per 1,000 frames
 over the second half; the peak for a single 4K frame is in `benchmarks/latency.py`'s table.
+
+With --batch, one `Matter(frames)` call per batch size, each in a fresh process: peak RSS, and the peak
+less the input and result arrays (N frames in, N alphas out), which must not grow with N.
 """
 import argparse
 import subprocess
@@ -46,12 +50,38 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+BATCH_CHILD = """
+import resource, sys, numpy as np
+from cramatte import Matter
+n, w, h = map(int, sys.argv[1:4])
+matter = Matter(device="cpu")
+matter(np.zeros((h, w, 3), np.uint8))
+frames = np.random.default_rng(0).integers(0, 255, (n, h, w, 3), dtype=np.uint8)
+alpha = matter(frames).alpha
+arrays = (frames.nbytes + alpha.nbytes) / 2**20
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, arrays)
+"""
+
+
+def batch_memory(sizes: list, w: int, h: int) -> None:
+    for n in sizes:
+        out = subprocess.run([sys.executable, "-c", BATCH_CHILD, str(n), str(w), str(h)], capture_output=True,
+                             text=True, check=True).stdout.split()
+        peak, arrays = float(out[0]), float(out[1])
+        print(f"batch of {n:3d} at {w}x{h}: peak RSS {peak:6.0f} MB; input + result {arrays:6.0f} MB; "
+              f"the rest {peak - arrays:5.0f} MB")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=1800)
     p.add_argument("--size", default="1280x720")
+    p.add_argument("--batch", type=int, nargs="+", help="instead: peak memory of one batch call per size")
     args = p.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
+    if args.batch:
+        batch_memory(args.batch, w, h)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.mp4"
         write_clip(clip, args.frames, w, h)

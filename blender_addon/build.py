@@ -1,5 +1,5 @@
 """Build the installable Blender extension: the add-on, cramatte's wheel and its runtime wheels
-(onnxruntime, OpenCV headless, OpenEXR, tqdm; never torch; numpy comes with Blender) for each platform,
+(onnxruntime, OpenCV headless, OpenEXR, platformdirs, tqdm; never torch; numpy comes with Blender) for each platform,
 packed and validated by Blender's own extension tool.
 
     python blender_addon/build.py --blender-python PY [--platforms linux-x64 windows-x64 macos-arm64] -o dist
@@ -17,7 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RUNTIME = ["onnxruntime", "opencv-python-headless<=4.11.0.86", "OpenEXR", "tqdm"]
+RUNTIME = ["onnxruntime", "opencv-python-headless<=4.11.0.86", "OpenEXR", "platformdirs", "tqdm"]
 PLATFORMS = {
     "linux-x64": ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
     "windows-x64": ["win_amd64"],

@@ -40,8 +40,8 @@ def test_outputs_rgba_composite_16bit_and_exr(tmp_path):
 def test_never_overwrites(tmp_path, capsys):
     out = tmp_path / "astronaut_alpha.png"
     out.write_bytes(b"precious")
-    assert run("matte", SAMPLE, "-o", tmp_path) == 2
-    assert "refusing to overwrite" in capsys.readouterr().err
+    assert run("matte", SAMPLE, "-o", tmp_path) == 0  # done already: skipped, as a resume
+    assert "done already" in capsys.readouterr().out
     assert out.read_bytes() == b"precious"
     assert run("matte", SAMPLE, "-o", tmp_path, "--overwrite") == 0
     assert out.read_bytes() != b"precious"

@@ -198,8 +198,8 @@ def test_missing_libraries_are_named(monkeypatch, sample, tmp_path):
     from cramatte.io import VideoWriter
 
     monkeypatch.setitem(sys.modules, "av", None)
-    with pytest.raises(ImportError, match=r"PyAV: pip install 'cramatte\[video\]'"):
+    with pytest.raises(ImportError, match=r"PyAV \(cramatte's 'video' extra\): pip install av"):
         VideoWriter(tmp_path / "x.mov", "prores", 30, 64, 64)
     monkeypatch.setitem(sys.modules, "torch", None)
-    with pytest.raises(ImportError, match=r"needs PyTorch: pip install 'cramatte\[torch\]'"):
+    with pytest.raises(ImportError, match=r"needs PyTorch \(cramatte's 'torch' extra\): pip install torch safetensors"):
         Matter(backend="torch")

@@ -1,7 +1,6 @@
 """The Matte Footage operator: runs the matting job in a background thread with Blender's progress
 bar (Esc cancels), then loads the matte sequence and builds the compositor nodes."""
 import os
-import tempfile
 import threading
 
 import bpy
@@ -21,7 +20,8 @@ def _out_dir(context, name: str) -> str:
     if bpy.data.filepath:
         base = bpy.path.abspath("//cramatte")
     else:
-        base = bpy.path.abspath(prefs.cache_folder) if prefs.cache_folder else os.path.join(tempfile.gettempdir(), "cramatte")
+        from cramatte.cache import user_cache
+        base = bpy.path.abspath(prefs.cache_folder) if prefs.cache_folder else str(user_cache("blender"))
     return os.path.join(base, safe)
 
 

@@ -51,6 +51,16 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def clamp_threads(threads: int | None) -> int:
+    """A thread count within 1 .. this machine's cores (None or 0: all of them)."""
+    if threads is not None and (not isinstance(threads, int) or threads < 0):
+        raise ValueError(f"threads must be a whole number of at least 1 (or 0 for all cores), got {threads!r}")
+    cores = _cores()
+    if threads and threads > cores:
+        log.warning("threads %d is more than this machine's %d cores; using %d", threads, cores, cores)
+    return min(threads, cores) if threads else cores
+
+
 def refiner_path(path) -> Path:
     """The refiner graph shipped beside a cramatte ONNX model: `name.onnx` -> `name.refiner.onnx`."""
     path = Path(path)
@@ -68,7 +78,7 @@ class OnnxBackend:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # onnxruntime's own default (0) runs at half the speed of one thread per core on small VMs.
-        opts.intra_op_num_threads = threads or _cores()
+        opts.intra_op_num_threads = clamp_threads(threads)
         # Pool threads spin between a run's ops (about 2 ms a frame faster on 2 cores) and stop at its end:
         # the two sessions take turns with numpy work between them, which a still-spinning pool slows.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
@@ -106,11 +116,12 @@ class TorchBackend:
         try:
             import torch
         except ImportError:
-            raise ImportError("the torch backend needs PyTorch: pip install 'cramatte[torch]'") from None
+            raise ImportError("the torch backend needs PyTorch (cramatte's 'torch' extra): "
+                              "pip install torch safetensors") from None
         from .checkpoint import load_model
 
         if threads:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(clamp_threads(threads))
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device not in ("cpu", "cuda"):

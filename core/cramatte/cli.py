@@ -1,7 +1,9 @@
 """The `cramatte` command: matte images, folders and videos; info; export; train; eval."""
 import argparse
 import logging
+import os
 import sys
+import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import numpy as np
 from .temporal import STRENGTH
 
 OUTPUTS = ("alpha", "rgba", "premultiplied", "composite")
+# A user's mistake or a bad input, reported in one line (the traceback only with -v).
+USER_ERRORS = (ValueError, OSError, ImportError, MemoryError)
 
 
 def _parse_background(spec: str):
@@ -17,15 +21,26 @@ def _parse_background(spec: str):
     kind, _, value = spec.partition(":")
     if kind in ("color", "colour"):
         value = value or "#00ff00"
-        if value.startswith("#") and len(value) == 7:
-            rgb = tuple(int(value[i:i + 2], 16) / 255 for i in (1, 3, 5))
-        else:
-            rgb = tuple(float(v) for v in value.split(","))
-        if len(rgb) != 3:
-            raise ValueError(f"background colour needs 3 components: {spec!r}")
+        try:
+            if value.startswith("#"):
+                if len(value) != 7:
+                    raise ValueError
+                rgb = tuple(int(value[i:i + 2], 16) / 255 for i in (1, 3, 5))
+            else:
+                rgb = tuple(float(v) for v in value.split(","))
+        except ValueError:
+            raise ValueError(f"background colour {value!r} is neither #rrggbb nor r,g,b in [0, 1]") from None
+        if len(rgb) != 3 or not all(0 <= c <= 1 for c in rgb):
+            raise ValueError(f"background colour {value!r} needs 3 components in [0, 1] (or #rrggbb)")
         return "colour", rgb
     if kind == "blur":
-        return "blur", float(value or 20)
+        try:
+            sigma = float(value or 20)
+        except ValueError:
+            sigma = -1.0
+        if not 0 < sigma <= 500:
+            raise ValueError(f"blur strength {value!r} must be a number above 0 and at most 500 (e.g. blur:20)")
+        return "blur", sigma
     if kind == "image":
         from .io import read_image
         from .frames import to_unit_float
@@ -58,65 +73,127 @@ class FrameWriter:
         return out
 
 
-def cmd_matte(args) -> int:
+def _destinations(path: Path, args, out_dir: Path) -> dict:
+    """Output kind -> where `path`'s output goes: a file, or for a PNG-sequence video a folder."""
+    from . import io
+
+    suffix = ".exr" if args.format == "exr" else ".png"
+    if not io.is_video(path):
+        return {k: out_dir / f"{path.stem}_{k}{suffix}" for k in args.output}
+    if args.video_codec == "png":
+        return {k: out_dir / f"{path.stem}_{k}" for k in args.output}
+    return {k: out_dir / f"{path.stem}_{k}{io.VIDEO_CODECS[args.video_codec][0]}" for k in args.output}
+
+
+def _plan(inputs: list, args, out_dir: Path) -> list:
+    """(input, {kind: destination}) for every input; refuses, before any work, an output folder that is a
+    file, two inputs with one output, and an output that is an input."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"-o {out_dir}: it is a file; give a folder for the outputs")
+    plan = [(p, _destinations(p, args, out_dir)) for p in inputs]
+    owners: dict = {}
+    for path, dests in plan:
+        for dest in dests.values():
+            owners.setdefault(dest.resolve(), []).append(path)
+    clashes = [f"{', '.join(map(str, srcs))} -> {dest.name}" for dest, srcs in owners.items() if len(srcs) > 1]
+    if clashes:
+        raise ValueError("inputs that would write the same output (rename one, or matte them into separate "
+                         "folders): " + "; ".join(clashes))
+    sources = {p.resolve() for p in inputs}
+    for dest in owners:
+        if dest in sources:
+            raise FileExistsError(f"{dest} is an input; refusing to write over it")
+    return plan
+
+
+def _matte_image(path: Path, todo: dict, matter, writer, args, need_fg: bool) -> None:
+    from . import io
+    from .frames import to_unit_float
+
+    frame, space = io.read_image(path)
+    space = space if args.colorspace == "auto" else args.colorspace
+    matte = matter(frame, colorspace=space, foreground=need_fg)
+    for kind, pixels in writer.pictures(to_unit_float(frame[None])[0], matte).items():
+        if kind in todo:
+            print(io.write_image(todo[kind], pixels, args.depth, args.overwrite))
+
+
+def _matte_video(path: Path, todo: dict, matter, writer, args, need_fg: bool) -> None:
+    """Frames in order through video mode; a PNG sequence is written into a private folder that takes its
+    final name only when the last frame is in, and a video file appears only when it is complete."""
     from tqdm import tqdm
 
     from . import io
     from .frames import to_unit_float
-    from .runtime import Matter, VideoMatter
+    from .runtime import VideoMatter
 
-    matter = Matter(args.model, config=args.config, backend=args.backend, device=args.device, threads=args.threads)
+    suffix = ".exr" if args.format == "exr" else ".png"
+    frames, fps, count = io.read_video(path)
+    video_matter = VideoMatter(matter, strength=args.temporal)
+    sequences = {k: io.Staged(d, args.overwrite, folder=True) for k, d in todo.items()} \
+        if args.video_codec == "png" else {}
+    videos = {}
+    try:
+        for i, frame in enumerate(tqdm(frames, total=count or None, desc=path.name, unit="frame")):
+            matte = video_matter(frame, foreground=need_fg)
+            for kind, pixels in writer.pictures(to_unit_float(frame[None])[0], matte).items():
+                if kind in sequences:
+                    io.write_image(sequences[kind].tmp / f"{i:06d}{suffix}", pixels, args.depth, staged=False)
+                elif kind in todo:
+                    if kind not in videos:
+                        videos[kind] = io.VideoWriter(todo[kind], args.video_codec, fps, frame.shape[1],
+                                                      frame.shape[0], args.overwrite)
+                    videos[kind].write(_as_rgba(pixels))
+        for kind, v in list(videos.items()):
+            print(v.close())
+            del videos[kind]
+        for stage in sequences.values():
+            print(stage.publish())
+    finally:
+        for v in videos.values():
+            v.abort()
+        for stage in sequences.values():
+            stage.discard()
+
+
+def cmd_matte(args) -> int:
+    from . import io
+    from .runtime import Matter
+
     writer = FrameWriter(args, _parse_background(args.background))
-    need_fg = any(o != "alpha" for o in args.output)
     inputs = io.expand_inputs(args.inputs)
     if not inputs:
         raise ValueError("no images or videos found in the inputs")
-    out_dir = Path(args.out)
-    sources = {p.resolve() for p in inputs}
-    suffix = ".exr" if args.format == "exr" else ".png"
-
-    def target(path: Path) -> Path:
-        if path.resolve() in sources:
-            raise FileExistsError(f"{path} is an input; refusing to write over it")
-        return path
-
-    for path in inputs:
-        if not io.is_video(path):
-            frame, space = io.read_image(path)
-            space = space if args.colorspace == "auto" else args.colorspace
-            matte = matter(frame, colorspace=space, foreground=need_fg)
-            for kind, pixels in writer.pictures(to_unit_float(frame[None])[0], matte).items():
-                dest = target(out_dir / f"{path.stem}_{kind}{suffix}")
-                io.write_image(dest, pixels, args.depth, args.overwrite)
-                print(dest)
+    plan = _plan(inputs, args, Path(args.out))
+    matter = Matter(args.model, config=args.config, backend=args.backend, device=args.device, threads=args.threads)
+    need_fg = any(o != "alpha" for o in args.output)
+    failures, skipped = [], 0
+    for path, dests in plan:
+        todo = {k: d for k, d in dests.items() if args.overwrite or not os.path.lexists(d)}
+        if not todo:
+            skipped += 1
+            print(f"{path}: done already ({', '.join(d.name for d in dests.values())}); skipped")
             continue
-        frames, fps, count = io.read_video(path)
-        video_matter = VideoMatter(matter, strength=args.temporal)
-        videos = {}
         try:
-            for i, frame in enumerate(tqdm(frames, total=count or None, desc=path.name, unit="frame")):
-                matte = video_matter(frame, foreground=need_fg)
-                for kind, pixels in writer.pictures(to_unit_float(frame[None])[0], matte).items():
-                    if args.video_codec == "png":
-                        io.write_image(target(out_dir / f"{path.stem}_{kind}" / f"{i:06d}{suffix}"), pixels,
-                                       args.depth, args.overwrite)
-                        continue
-                    if kind not in videos:
-                        ext = io.VIDEO_CODECS[args.video_codec][0]
-                        videos[kind] = io.VideoWriter(target(out_dir / f"{path.stem}_{kind}{ext}"),
-                                                      args.video_codec, fps, frame.shape[1], frame.shape[0],
-                                                      args.overwrite)
-                    videos[kind].write(_as_rgba(pixels))
-        except BaseException:
-            for v in videos.values():
-                v.abort()
-            raise
-        for v in videos.values():
-            print(v.close())
-        if args.video_codec == "png":
-            for kind in args.output:
-                print(out_dir / f"{path.stem}_{kind}")
+            (_matte_video if io.is_video(path) else _matte_image)(path, todo, matter, writer, args, need_fg)
+        except USER_ERRORS as e:
+            failures.append(_naming(path, e))
+            print(f"cramatte: error: {failures[-1]}", file=sys.stderr)
+            logging.getLogger("cramatte").debug("details", exc_info=True)
+    if skipped:
+        print(f"{skipped} of {len(plan)} inputs were done already (--overwrite redoes them)")
+    if failures:
+        print(f"cramatte: {len(failures)} of {len(plan)} inputs failed:", file=sys.stderr)
+        for line in failures:
+            print(f"  {line}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _naming(path: Path, e: BaseException) -> str:
+    """The error's message, with the input's name in front when the message does not name it."""
+    text = "not enough memory for this frame" if isinstance(e, MemoryError) else str(e) or type(e).__name__
+    return text if str(path) in text else f"{path}: {text}"
 
 
 def _as_rgba(pixels: np.ndarray) -> np.ndarray:
@@ -150,34 +227,47 @@ def cmd_export(args) -> int:
     weights = args.weights or shipped_model(".safetensors")
     if args.target == "nuke":
         from .export import export_nuke
-        print(export_nuke(weights, args.out, config=args.config))
+        print(export_nuke(weights, args.out, config=args.config, overwrite=args.overwrite))
     elif args.int8:
         from .export import quantize_int8
         from .io import expand_inputs, is_video
         images = [p for p in expand_inputs(args.int8) if not is_video(p)]
         images = images[::max(1, len(images) // args.calibration_images)][:args.calibration_images]
-        print(quantize_int8(args.model_onnx or shipped_model(), images, args.out))
+        print(quantize_int8(args.model_onnx or shipped_model(), images, args.out, overwrite=args.overwrite))
     else:
         from .export import export_onnx
-        print(export_onnx(weights, args.out))
+        print(export_onnx(weights, args.out, overwrite=args.overwrite))
     return 0
 
 
 def cmd_train(args) -> int:
-    from .train.trainer import TrainOptions, train
+    try:
+        from .train.trainer import TrainOptions, train
+    except ImportError as e:
+        raise _train_extra("train", e) from None
 
     opts = TrainOptions(config=args.config, data=tuple(args.data), cutouts=tuple(args.cutouts),
                         backgrounds=tuple(args.backgrounds), out=args.out, steps=args.steps, batch=args.batch,
                         size=args.size, lr=args.lr, seed=args.seed, stage=args.stage, workers=args.workers,
                         max_minutes=args.max_minutes, init_trunk=args.init_trunk or "",
                         init_weights=args.init_weights or "", schedule_minutes=args.schedule_minutes,
-                        device=args.device)
+                        device=args.device, real_prob=args.real_prob, zoom_prob=args.zoom_prob,
+                        warmup=args.warmup)
     print(train(opts))
     return 0
 
 
+def _train_extra(command: str, e: ImportError) -> ImportError:
+    """The error for a missing training dependency, saying which extra brings it."""
+    return ImportError(f"cramatte {command} needs the 'train' extra ({e.name or e} is missing): in a cramatte "
+                       "checkout, pip install -e '.[train]' (with pip install torch==2.13.0 first for the CPU build)")
+
+
 def cmd_eval(args) -> int:
-    from .evaluate import evaluate, evaluate_video
+    try:
+        from .evaluate import evaluate, evaluate_video
+    except ImportError as e:
+        raise _train_extra("eval", e) from None
 
     if args.video:
         evaluate_video(args.data, model=args.model, config=args.config, backend=args.backend)
@@ -229,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: an int8 copy of an ONNX model (--onnx), calibrated on these images or folders")
     p.add_argument("--onnx", dest="model_onnx", help="the ONNX model --int8 quantises (default: the shipped one)")
     p.add_argument("--calibration-images", type=int, default=64, help="at most this many images for --int8")
+    p.add_argument("--overwrite", action="store_true", help="replace existing model files")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="train a model")
@@ -241,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--size", type=int, default=320)
     p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--warmup", type=int, default=100, help="steps of linear learning-rate warm-up")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stage", default="joint", choices=["joint", "lowres", "refiner"])
     p.add_argument("--workers", type=int, default=1)
@@ -250,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--init-trunk", help="MoveNet Lightning trunk ONNX to initialise the trunk from")
     p.add_argument("--init-weights", help="cramatte safetensors to start from")
+    p.add_argument("--real-prob", type=float, default=0.3,
+                   help="share of labelled photos kept on their own background (the rest are composited)")
+    p.add_argument("--zoom-prob", type=float, default=0.0,
+                   help="share of those shown whole and smaller, the rest mirrored, as a whole frame shows a person")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="SAD, MSE, MAD, Grad, Conn and IoU on a matting set")
@@ -271,8 +367,11 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, ImportError, OSError) as e:
-        print(f"cramatte: error: {e}", file=sys.stderr)
+    except USER_ERRORS as e:
+        if args.verbose:
+            traceback.print_exc()
+        text = "not enough memory" if isinstance(e, MemoryError) else str(e) or type(e).__name__
+        print(f"cramatte: error: {text}", file=sys.stderr)
         return 2
 
 

@@ -25,12 +25,38 @@ class _Coarse(nn.Module):
 
 
 def _export(module, args, path: Path, inputs: list, output: str, axes: dict, opset: int) -> None:
-    tmp = path.with_suffix(".onnx.tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, os.fspath(tmp), input_names=inputs, output_names=[output],
+        torch.onnx.export(module, args, os.fspath(path), input_names=inputs, output_names=[output],
                           opset_version=opset, dynamo=False, dynamic_axes=axes)
-    tmp.replace(path)
+
+
+def _staged_pair(out, overwrite: bool) -> list:
+    """`Staged` files for a model pair (`name.onnx`, `name.refiner.onnx`), refused before any work if
+    `out` is not an .onnx name or either file exists (without `overwrite`)."""
+    from .backends import refiner_path
+    from .io import Staged
+
+    out = Path(out)
+    if out.suffix != ".onnx" or out.name.endswith(".refiner.onnx"):
+        raise ValueError(f"-o {out}: give the model's .onnx file name (e.g. model.onnx); "
+                         "its refiner is written beside it as name.refiner.onnx")
+    first = Staged(out, overwrite)
+    try:
+        return [first, Staged(refiner_path(out), overwrite)]
+    except BaseException:
+        first.discard()
+        raise
+
+
+def _publish_pair(stages: list) -> Path:
+    """Publish the refiner, then the model (what `Matter` opens); on any error neither is left half-made."""
+    try:
+        stages[1].publish()
+        return stages[0].publish()
+    finally:
+        for stage in stages:
+            stage.discard()
 
 
 def _fold_pads(path: Path) -> None:
@@ -79,24 +105,28 @@ def _fold_pads(path: Path) -> None:
     onnx.save(model, os.fspath(path))
 
 
-def export_onnx(weights, out, opset: int = OPSET) -> Path:
+def export_onnx(weights, out, opset: int = OPSET, overwrite: bool = False) -> Path:
     """safetensors weights -> two ONNX graphs with dynamic sizes: `out` (src_lr [N,3,h,w] -> prob
     [N,2,h/4,w/4]) and `out` with suffix .refiner.onnx (patches [K,4,12,12], ordinal and mask [1,K,9]
     -> blocks [1,K,64]). Returns the path of the first; `Matter` finds the second beside it."""
-    from .backends import refiner_path
     from .checkpoint import load_model
 
-    model, _ = load_model(weights)
-    out = Path(out)
-    _export(_Coarse(model), (torch.rand(1, 3, 64, 96),), out, ["src_lr"], "prob",
-            {"src_lr": {0: "n", 2: "height", 3: "width"}, "prob": {0: "n", 2: "height4", 3: "width4"}}, opset)
-    _fold_pads(out)
-    k = 6
-    ordinal = torch.randint(0, k, (1, k, 9))
-    _export(model.refiner, (torch.rand(k, 4, 12, 12), ordinal, torch.ones(1, k, 9, dtype=torch.bool)),
-            refiner_path(out), ["patches", "ordinal", "mask"], "blocks",
-            {"patches": {0: "k"}, "ordinal": {1: "k"}, "mask": {1: "k"}, "blocks": {1: "k"}}, opset)
-    return out
+    stages = _staged_pair(out, overwrite)
+    try:
+        model, _ = load_model(weights)
+        _export(_Coarse(model), (torch.rand(1, 3, 64, 96),), stages[0].tmp, ["src_lr"], "prob",
+                {"src_lr": {0: "n", 2: "height", 3: "width"}, "prob": {0: "n", 2: "height4", 3: "width4"}}, opset)
+        _fold_pads(stages[0].tmp)
+        k = 6
+        ordinal = torch.randint(0, k, (1, k, 9))
+        _export(model.refiner, (torch.rand(k, 4, 12, 12), ordinal, torch.ones(1, k, 9, dtype=torch.bool)),
+                stages[1].tmp, ["patches", "ordinal", "mask"], "blocks",
+                {"patches": {0: "k"}, "ordinal": {1: "k"}, "mask": {1: "k"}, "blocks": {1: "k"}}, opset)
+    except BaseException:
+        for stage in stages:
+            stage.discard()
+        raise
+    return _publish_pair(stages)
 
 
 class _Recorder:
@@ -113,19 +143,35 @@ class _Recorder:
         return self.backend.refine(patches, ordinal, mask)
 
 
-def quantize_int8(onnx_path, images, out, config: str = "realtime") -> Path:
+def quantize_int8(onnx_path, images, out, config: str = "realtime", overwrite: bool = False) -> Path:
     """An int8 copy (static QDQ, per-channel weights) of a cramatte ONNX model's low-res network,
     calibrated on the inputs that `images` (paths) give it: writes `out`, and the fp32 refiner beside
     it (on the dev set an int8 refiner cost 1.8 MAD x1e3 for 3 ms at 1080p; the low-res network 0.6).
     The transformer blocks stay fp32: in int8 their softmax alone took longer than all their fp32 work."""
     import shutil
+
+    from .backends import refiner_path
+
+    if not images:
+        raise ValueError("int8 calibration needs at least one image")
+    stages = _staged_pair(out, overwrite)
+    try:
+        _quantize(onnx_path, images, config, stages[0].tmp)
+        shutil.copyfile(refiner_path(onnx_path), stages[1].tmp)
+    except BaseException:
+        for stage in stages:
+            stage.discard()
+        raise
+    return _publish_pair(stages)
+
+
+def _quantize(onnx_path, images, config: str, out: Path) -> None:
     import tempfile
 
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from .backends import refiner_path
     from .io import read_image
     from .runtime import Matter
 
@@ -136,15 +182,11 @@ def quantize_int8(onnx_path, images, out, config: str = "realtime") -> Path:
         def get_next(self):
             return next(self.items, None)
 
-    if not images:
-        raise ValueError("int8 calibration needs at least one image")
     matter = Matter(onnx_path, config=config, device="cpu")
     recorder = matter.backend = _Recorder(matter.backend)
     for path in images:
         frame, space = read_image(path)
         matter(frame, colorspace=space)
-    out = Path(out)
-    tmp_out = out.with_suffix(".onnx.tmp")
     root = logging.getLogger()
     level = root.level
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
@@ -154,14 +196,11 @@ def quantize_int8(onnx_path, images, out, config: str = "realtime") -> Path:
             pre = Path(tmp) / "pre.onnx"
             quant_pre_process(os.fspath(onnx_path), os.fspath(pre), skip_symbolic_shape=True)
             transformer = [n.name for n in onnx.load(os.fspath(pre)).graph.node if n.name.startswith("/lowres/blocks/")]
-            quantize_static(os.fspath(pre), os.fspath(tmp_out), Feeds(recorder.feeds), quant_format=QuantFormat.QDQ,
+            quantize_static(os.fspath(pre), os.fspath(out), Feeds(recorder.feeds), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             nodes_to_exclude=transformer)
         finally:
             root.setLevel(level)
-    shutil.copyfile(refiner_path(onnx_path), refiner_path(out))
-    tmp_out.replace(out)
-    return out
 
 
 class NukeMatte(nn.Module):
@@ -217,9 +256,10 @@ CATTERY_README = """# {name} for Nuke's Inference node
 """
 
 
-def export_nuke(weights, out_dir, config: str = "quality", name: str = "Cramatte") -> Path:
+def export_nuke(weights, out_dir, config: str = "quality", name: str = "Cramatte", overwrite: bool = False) -> Path:
     """TorchScript model + gizmo + cat.json + instructions in out_dir/name (a Cattery package)."""
     from .checkpoint import load_model
+    from .io import Staged
 
     cfg = get_config(config)
     net, _ = load_model(weights)
@@ -228,8 +268,12 @@ def export_nuke(weights, out_dir, config: str = "quality", name: str = "Cramatte
         traced = torch.jit.trace(net, (torch.rand(1, 3, 72, 104), torch.rand(1, 3, 64, 96), torch.tensor(40)),
                                  check_trace=False)
     module = torch.jit.script(NukeMatte(traced, cfg.internal, cfg.regions_per_edge, cfg.max_regions))
-    folder = Path(out_dir) / name
-    folder.mkdir(parents=True, exist_ok=True)
+    with Staged(Path(out_dir) / name, overwrite, folder=True) as folder:
+        _write_cattery(module, folder, name, config)
+    return Path(out_dir) / name
+
+
+def _write_cattery(module, folder: Path, name: str, config: str) -> None:
     module.save(str(folder / f"{name}.pt"))
     (folder / f"{name}.gizmo").write_text(GIZMO.format(name=name, config=config))
     cat = {"minimum_nuke_version_required": 14.0, "version": 1, "category": "Matting",
@@ -237,4 +281,3 @@ def export_nuke(weights, out_dir, config: str = "quality", name: str = "Cramatte
            "cats": [{"filepath": f"{name}.gizmo", "name": name}]}
     (folder / "cat.json").write_text(json.dumps(cat, indent=2) + "\n")
     (folder / "README.md").write_text(CATTERY_README.format(name=name))
-    return folder

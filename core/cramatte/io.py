@@ -1,5 +1,7 @@
 """Reading and writing images and videos; writes are atomic and never replace an existing file."""
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -7,6 +9,8 @@ import numpy as np
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr"}
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def expand_inputs(inputs) -> list:
@@ -56,7 +60,12 @@ def read_image(path) -> tuple:
     if Path(path).suffix.lower() == ".exr":
         img = read_exr(path)
         return (np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img), "linear"
-    img = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
+    try:
+        data = np.fromfile(os.fspath(path), np.uint8)
+    except OSError as e:
+        raise ValueError(f"cannot read image {path} ({e.strerror or e})") from None
+    _check_complete(path, data.tobytes()[-64:])
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
         raise ValueError(f"cannot read image {path} (missing, corrupt or unsupported format)")
     if img.ndim == 2:
@@ -68,32 +77,108 @@ def read_image(path) -> tuple:
     return img, "srgb"
 
 
+def _check_complete(path, tail: bytes) -> None:
+    """A JPEG or PNG cut short decodes with blank rows and only a library warning: refuse it instead."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".jpg", ".jpeg") and not tail.rstrip(b"\0\r\n ").endswith(b"\xff\xd9"):
+        raise ValueError(f"cannot read image {path}: truncated JPEG (no end-of-image marker)")
+    if suffix == ".png" and b"IEND" not in tail[-16:]:
+        raise ValueError(f"cannot read image {path}: truncated PNG (no end chunk)")
+
+
 def quantize(x: np.ndarray, depth: int) -> np.ndarray:
     scale = (1 << depth) - 1
     return (np.clip(x, 0, 1) * scale + 0.5).astype(np.uint8 if depth == 8 else np.uint16)
 
 
-def _reserve(path: Path, overwrite: bool) -> Path:
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; refusing to overwrite it (use --overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
+class Staged:
+    """A file or folder written in private, then published under its final name.
+
+    The work happens in a fresh folder (mode 0700, random name) beside the destination, so no other user
+    can plant a name or a symlink in it. `publish()` moves the result to `path` atomically and never
+    replaces anything that exists there, even one that appeared meanwhile, unless `overwrite`;
+    `discard()` (or any error inside a `with` block) leaves nothing behind.
+    """
+
+    def __init__(self, path, overwrite: bool = False, folder: bool = False):
+        self.path, self.overwrite, self.folder = Path(path), overwrite, folder
+        if os.path.lexists(self.path) and not overwrite:
+            raise FileExistsError(f"{self.path} exists; refusing to overwrite it (use --overwrite)")
+        parent = self.path.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            self.private = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=parent))
+        except FileExistsError:
+            raise NotADirectoryError(f"cannot write into {parent}: it is a file, not a folder") from None
+        except OSError as e:
+            raise OSError(f"cannot write into {parent}: {e.strerror or e}") from None
+        self.tmp = self.private if folder else self.private / self.path.name
+
+    def publish(self) -> Path:
+        try:
+            if self.folder:
+                self._publish_folder()
+            elif self.overwrite:
+                os.replace(self.tmp, self.path)  # replaces a symlink itself, never what it points to
+            else:
+                os.link(self.tmp, self.path)  # atomic, and fails if the name exists (symlinks included)
+        except FileExistsError:
+            raise FileExistsError(f"{self.path} appeared while it was being written; left as it is") from None
+        finally:
+            self.discard()
+        return self.path
+
+    def _publish_folder(self) -> None:
+        os.chmod(self.tmp, 0o777 & ~_UMASK)
+        if os.path.lexists(self.path):
+            if not self.overwrite:
+                raise FileExistsError(self.path)
+            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent))
+            os.replace(self.path, old / "old")
+            os.rename(self.tmp, self.path)
+            shutil.rmtree(old, ignore_errors=True)
+            return
+        os.rename(self.tmp, self.path)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.private, ignore_errors=True)
+
+    def __enter__(self) -> Path:
+        return self.tmp
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is None:
+            self.publish()
+        else:
+            self.discard()
 
 
-def write_image(path, pixels: np.ndarray, depth: int = 8, overwrite: bool = False) -> Path:
-    """Write HxW, HxWx3 or HxWx4 float pixels in [0, 1] as 8/16-bit PNG (or TIFF), or float EXR."""
+def _written(path: Path, write) -> None:
+    """Run `write()`, turning a failure (disk full, read-only, codec) into an OSError that names `path`."""
+    try:
+        ok = write()
+    except Exception as e:
+        raise OSError(f"could not write {path}: {e}") from None
+    if ok is False:
+        raise OSError(f"could not write {path} (disk full or not writable?)")
+
+
+def write_image(path, pixels: np.ndarray, depth: int = 8, overwrite: bool = False, staged: bool = True) -> Path:
+    """Write HxW, HxWx3 or HxWx4 float pixels in [0, 1] as 8/16-bit PNG (or TIFF), or float EXR.
+    `staged` (default): through `Staged`, so the file appears whole under its name or not at all; without
+    it the file is written in place (inside a folder that is itself staged)."""
     path = Path(path)
-    tmp = _reserve(path, overwrite)
+    if staged:
+        with Staged(path, overwrite) as tmp:
+            write_image(tmp, pixels, depth, staged=False)
+        return path
     if path.suffix.lower() == ".exr":
-        write_exr(tmp, pixels)
-        tmp.replace(path)
+        _written(path, lambda: write_exr(path, pixels))
         return path
     data = quantize(pixels, depth)
     if data.ndim == 3:
         data = cv2.cvtColor(data, cv2.COLOR_RGBA2BGRA if data.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-    if not cv2.imwrite(os.fspath(tmp), data):
-        raise OSError(f"could not write {path}")
-    tmp.replace(path)
+    _written(path, lambda: cv2.imwrite(os.fspath(path), data))
     return path
 
 
@@ -106,14 +191,19 @@ def read_video(path):
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
 
     def frames():
+        done = 0
         try:
             while True:
                 ok, frame = cap.read()
                 if not ok:
-                    return
+                    break
+                done += 1
                 yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         finally:
             cap.release()
+        # the container's count is an estimate for some formats: allow a little slack
+        if done == 0 or done < count - max(2, count // 50):
+            raise ValueError(f"cannot read video {path}: decoded {done} of {count} frames (truncated or corrupt)")
 
     return frames(), fps, count
 
@@ -129,15 +219,15 @@ class VideoWriter:
         try:
             import av
         except ImportError:
-            raise ImportError("video with alpha needs PyAV: pip install 'cramatte[video]'") from None
+            raise ImportError("video with alpha needs PyAV (cramatte's 'video' extra): pip install av") from None
         from fractions import Fraction
 
         if codec not in VIDEO_CODECS:
             raise ValueError(f"unknown video codec {codec!r}; choose {', '.join(VIDEO_CODECS)}")
         self.av, self.path = av, Path(path)
-        self.tmp = _reserve(self.path, overwrite)
+        self.staged = Staged(self.path, overwrite)
         _, encoder, pix_fmt = VIDEO_CODECS[codec]
-        self.container = av.open(os.fspath(self.tmp), "w")
+        self.container = av.open(os.fspath(self.staged.tmp), "w")
         self.stream = self.container.add_stream(encoder, rate=Fraction(fps).limit_denominator(1001))
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
         if codec == "prores":
@@ -147,16 +237,23 @@ class VideoWriter:
 
     def write(self, rgba: np.ndarray) -> None:
         frame = self.av.VideoFrame.from_ndarray(quantize(rgba, 8), format="rgba")
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
+        _written(self.path, lambda: [self.container.mux(p) for p in self.stream.encode(frame)])
 
     def close(self) -> Path:
-        for packet in self.stream.encode():
-            self.container.mux(packet)
-        self.container.close()
-        self.tmp.replace(self.path)
-        return self.path
+        def finish():
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+            self.container.close()
+        try:
+            _written(self.path, finish)
+        except BaseException:
+            self.staged.discard()
+            raise
+        return self.staged.publish()
 
     def abort(self) -> None:
-        self.container.close()
-        self.tmp.unlink(missing_ok=True)
+        try:
+            self.container.close()
+        except Exception:  # a container that failed mid-write (disk full) may not close cleanly
+            pass
+        self.staged.discard()

@@ -50,6 +50,8 @@ class Matter:
     threads: CPU threads for inference (None: the backend's default).
     """
 
+    CHUNK = 4  # frames of a batch matted together
+
     def __init__(self, model=None, config="realtime", backend: str = "onnx", device: str = "auto",
                  threads: int | None = None):
         if backend not in BACKENDS:
@@ -71,9 +73,18 @@ class Matter:
     def __call__(self, frames: np.ndarray, colorspace: str = "srgb", foreground: bool = False) -> Matte:
         """frames: [H, W, C] or [N, H, W, C], C = 3 (RGB) or 4 (RGBA; its alpha is ignored), uint8, uint16
         or float32; colorspace "srgb" (display-referred) or "linear" (scene-linear Rec.709).
-        Returns a `Matte` shaped like the input (single frame -> [H, W] alpha)."""
+        Returns one `Matte` shaped like the input: alpha [H, W] for a frame, [N, H, W] for a batch.
+        A batch runs `CHUNK` frames at a time, so working memory beyond the result does not grow with N."""
         batch, single = F.as_batch(frames)
-        return self._finish(batch, single, self.alpha(F.to_model_rgb(batch, colorspace)), foreground)
+        n, h, w = batch.shape[:3]
+        alpha = np.empty((n, h, w), np.float32)
+        fg = np.empty((n, h, w, 3), np.float32) if foreground else None
+        for s in range(0, n, self.CHUNK):
+            part = batch[s:s + self.CHUNK]
+            alpha[s:s + len(part)] = self.alpha(F.to_model_rgb(part, colorspace))
+            if foreground:
+                fg[s:s + len(part)] = self._foreground(part, alpha[s:s + len(part)])
+        return Matte(alpha[0], None if fg is None else fg[0]) if single else Matte(alpha, fg)
 
     def alpha(self, rgb: np.ndarray) -> np.ndarray:
         """[N, H, W, 3] sRGB, uint8 or float32 in [0, 1] (see `frames.to_model_rgb`) -> alpha [N, H, W].
@@ -112,14 +123,9 @@ class Matter:
         return alpha
 
     @staticmethod
-    def _finish(batch: np.ndarray, single: bool, alpha: np.ndarray, foreground: bool) -> Matte:
-        fg = None
-        if foreground:
-            own = F.to_unit_float(batch)
-            fg = np.stack([estimate_foreground(f, a) for f, a in zip(own, alpha)])
-        if single:
-            return Matte(alpha[0], None if fg is None else fg[0])
-        return Matte(alpha, fg)
+    def _foreground(batch: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """Edge-decontaminated foreground colours [N, H, W, 3] of `batch` in its own colour encoding."""
+        return np.stack([estimate_foreground(f, a) for f, a in zip(F.to_unit_float(batch), alpha)])
 
 
 class VideoMatter:
@@ -137,5 +143,5 @@ class VideoMatter:
         if not single:
             raise F.FrameError("video mode takes one frame at a time, in order")
         rgb = F.to_model_rgb(batch, colorspace)
-        alpha = self.filter(rgb[0], self.matter.alpha(rgb)[0])[None]
-        return Matter._finish(batch, True, alpha, foreground)
+        alpha = self.filter(rgb[0], self.matter.alpha(rgb)[0])
+        return Matte(alpha, Matter._foreground(batch, alpha[None])[0] if foreground else None)

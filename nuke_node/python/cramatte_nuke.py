@@ -8,7 +8,6 @@ converts them to what the model expects and writes its foreground colour back in
 """
 import os
 import shutil
-import tempfile
 import threading
 import traceback
 
@@ -41,7 +40,7 @@ def create_node():
     group.addKnob(nuke.Double_Knob("feather", "feather"))
     group["feather"].setRange(0, 50)
     group.addKnob(nuke.File_Knob("cache", "cache folder"))
-    group["cache"].setValue(os.path.join(tempfile.gettempdir(), "cramatte_nuke"))
+    group["cache"].setValue("")  # empty: the per-user cache folder (cramatte.cache.user_cache)
     group.addKnob(nuke.PyScript_Knob("generate", "Generate matte", "import cramatte_nuke; cramatte_nuke.generate(nuke.thisNode())"))
     group.addKnob(nuke.Text_Knob("status", "", "no matte yet"))
 
@@ -76,7 +75,9 @@ def create_node():
 
 
 def _paths(group) -> dict:
-    cache = group["cache"].value() or os.path.join(tempfile.gettempdir(), "cramatte_nuke")
+    from cramatte.cache import user_cache
+
+    cache = group["cache"].value() or str(user_cache("nuke"))
     base = os.path.join(cache, group.name())
     return {"base": base, "plate": os.path.join(base, "plate", "plate.####.exr"),
             "matte": os.path.join(base, "matte"), "partial": os.path.join(base, "matte.partial")}

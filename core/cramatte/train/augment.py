@@ -9,16 +9,22 @@ def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.clip(estimate_foreground_ml(rgb.astype(np.float64), alpha.astype(np.float64)), 0, 1).astype(np.float32)
 
 
-def geometric(rng, layers: list, size: int, cover: bool = True, fill_last: bool = False) -> list:
+def geometric(rng, layers: list, size: int, cover: bool = True, fill_last: bool = False,
+              zoom_out: bool = False) -> list:
     """One random affine (rotation and shear 5 deg, aspect, flip; scale 1-1.4x 'cover' for photos, which
     keep their framing, or 0.5-0.95x 'fit' for cut-outs) plus a smooth random warp, applied alike to
     every layer (HxW or HxWxC float32), output size x size.
 
     Pixels outside the source are zero (transparent) for every layer; with `fill_last` false the last
-    layer (the photo itself) is replicated at the border instead.
+    layer (the photo itself) is replicated at the border instead. `zoom_out` (photos that keep their own
+    background): the whole photo fits the crop at 0.7-1x, the rest mirrored in every layer alike, so
+    the person appears smaller, as in a whole frame, and the label still matches the picture.
     """
     h, w = layers[0].shape[:2]
-    scale = size / min(h, w) * rng.uniform(1.0, 1.4) if cover else size / max(h, w) * rng.uniform(0.5, 0.95)
+    if zoom_out:
+        scale = size / max(h, w) * rng.uniform(0.7, 1.0)
+    else:
+        scale = size / min(h, w) * rng.uniform(1.0, 1.4) if cover else size / max(h, w) * rng.uniform(0.5, 0.95)
     aspect = np.exp(rng.uniform(-0.15, 0.15))
     sx, sy = scale * aspect, scale / aspect
     if rng.random() < 0.5:
@@ -26,7 +32,7 @@ def geometric(rng, layers: list, size: int, cover: bool = True, fill_last: bool 
     rot, shear = np.deg2rad(rng.uniform(-5, 5)), np.deg2rad(rng.uniform(-5, 5))
     a = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]]) @ np.array([[1, np.tan(shear)], [0, 1]])
     a = a @ np.diag([sx, sy])
-    slack = np.maximum(np.array([w, h]) - size / scale, 0) / 2 if cover else np.array([w, h]) * 0.3
+    slack = np.maximum(np.array([w, h]) - size / scale, 0) / 2 if cover or zoom_out else np.array([w, h]) * 0.3
     centre_src = np.array([w / 2, h / 2]) + rng.uniform(-1, 1, 2) * slack
     t = np.array([size / 2, size / 2]) - a @ centre_src
     m = np.hstack([a, t[:, None]]).astype(np.float32)
@@ -34,6 +40,7 @@ def geometric(rng, layers: list, size: int, cover: bool = True, fill_last: bool 
     out = []
     for i, layer in enumerate(layers):
         border = cv2.BORDER_REPLICATE if (i == len(layers) - 1 and not fill_last) else cv2.BORDER_CONSTANT
+        border = cv2.BORDER_REFLECT_101 if zoom_out else border
         out.append(cv2.remap(layer, grid[0], grid[1], cv2.INTER_LINEAR, borderMode=border))
     out[1] = np.clip(out[1], 0, 1)
     return out

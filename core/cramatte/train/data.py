@@ -65,15 +65,17 @@ class MattingData(Dataset):
     """Training samples of `size` x `size`, index-addressed and deterministic for a given seed.
 
     Each sample is either a labelled photo with its own background (`real_prob`) or a foreground
-    (photo + alpha, or RGBA cut-out) composited on a random background, then augmented.
+    (photo + alpha, or RGBA cut-out) composited on a random background, then augmented. A photo kept
+    real is shown whole and smaller (`zoom_prob`) or as a crop at 1-1.4x.
     """
 
     def __init__(self, pairs, cutouts, backgrounds, size: int = 320, real_prob: float = 0.3,
-                 cutout_prob: float = 0.15, seed: int = 0, max_side: int = 640):
+                 cutout_prob: float = 0.15, seed: int = 0, max_side: int = 640, zoom_prob: float = 0.0):
         if not pairs and not cutouts:
             raise ValueError("no training data: found neither image/alpha pairs nor RGBA cut-outs")
         self.pairs, self.cutouts, self.backgrounds = list(pairs), list(cutouts), list(backgrounds)
         self.size, self.real_prob, self.seed, self.max_side = size, real_prob, seed, max_side
+        self.zoom_prob = zoom_prob
         self.cutout_prob = cutout_prob if self.cutouts else 0.0
         if not self.pairs:
             self.cutout_prob = 1.0
@@ -105,7 +107,9 @@ class MattingData(Dataset):
         rgb, alpha, cutout = self._foreground(rng)
         real = not cutout and rng.random() < self.real_prob
         fg = rgb if real else augment.estimate_foreground(rgb, alpha)
-        fg, alpha, rgb = augment.geometric(rng, [fg, alpha, rgb], self.size, cover=not cutout, fill_last=not real)
+        zoom = real and rng.random() < self.zoom_prob
+        fg, alpha, rgb = augment.geometric(rng, [fg, alpha, rgb], self.size, cover=not cutout, fill_last=not real,
+                                           zoom_out=zoom)
         if real:
             image, bg = rgb, rgb
         else:

@@ -44,13 +44,16 @@ class TrainOptions:
     init_weights: str = ""
     schedule_minutes: float = 0.0  # > 0: the cosine spans this much training time (across resumes), then stop
     device: str = "auto"
+    real_prob: float = 0.3  # share of photos that keep their own background (the rest are composited)
+    zoom_prob: float = 0.0  # share of those shown whole and smaller (person size as in a whole frame)
 
 
 def build_data(opts: TrainOptions) -> MattingData:
     pairs = [p for d in opts.data for p in find_pairs(d)]
     cutouts = [p for d in opts.cutouts for p in find_cutouts(d)] + [p for d in opts.data for p in find_cutouts(d)]
     bgs = [p for d in opts.backgrounds for p in sorted(Path(d).iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
-    return MattingData(pairs, cutouts, bgs, size=opts.size, seed=opts.seed)
+    return MattingData(pairs, cutouts, bgs, size=opts.size, seed=opts.seed, real_prob=opts.real_prob,
+                       zoom_prob=opts.zoom_prob)
 
 
 def _lr_factor(step: int, seconds: float, opts: TrainOptions) -> float:
@@ -111,8 +114,9 @@ def _set_stage(model: CramatteNet, stage: str) -> None:
     model.refiner.requires_grad_(stage != "lowres")
 
 
-def train(opts: TrainOptions, log=print) -> Path:
-    """Train (or resume) into `opts.out`; returns the path of the final weights (safetensors)."""
+def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
+    """Train (or resume) into `opts.out`; returns the path of the final weights (safetensors).
+    `clock` (seconds) times the schedule and the limits; tests pass their own."""
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = get_config(opts.config)
@@ -148,14 +152,14 @@ def train(opts: TrainOptions, log=print) -> Path:
     log_file = (out / "log.csv").open("a", newline="")
     writer = None
     bf16 = torch.autocast(device.type, dtype=torch.bfloat16)
-    start = time.time()
+    start = clock()
     it = iter(loader)
     it = itertools.chain([next(it)], it)  # workers started: the clock counts training time only
-    log(f"first batch after {time.time() - start:.0f} s ({opts.workers} workers)")
-    start = time.time()
+    log(f"first batch after {clock() - start:.0f} s ({opts.workers} workers)")
+    start = clock()
     while step < (min(opts.steps, opts.stop_at) if opts.stop_at else opts.steps):
-        now = seconds + time.time() - start
-        if opts.max_minutes and time.time() - start > opts.max_minutes * 60:
+        now = seconds + clock() - start
+        if opts.max_minutes and clock() - start > opts.max_minutes * 60:
             log(f"time limit reached at step {step}")
             break
         if opts.schedule_minutes and now >= opts.schedule_minutes * 60:
@@ -178,7 +182,7 @@ def train(opts: TrainOptions, log=print) -> Path:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optim.step()
         step += 1
-        row = {"step": step, "seconds": round(seconds + time.time() - start, 1), "lr": optim.param_groups[-1]["lr"],
+        row = {"step": step, "seconds": round(seconds + clock() - start, 1), "lr": optim.param_groups[-1]["lr"],
                "loss": float(loss.detach()), **{k: round(float(v.detach()), 5) for k, v in terms.items()}}
         if writer is None:
             writer = csv.DictWriter(log_file, fieldnames=list(row), extrasaction="ignore")
@@ -189,8 +193,8 @@ def train(opts: TrainOptions, log=print) -> Path:
             log_file.flush()
             log(f"step {step} loss {row['loss']:.4f} ({row['seconds']} s)")
         if step % opts.checkpoint_every == 0:
-            _save_checkpoint(ckpt, model, optim, step, seconds + time.time() - start, opts)
-    _save_checkpoint(ckpt, model, optim, step, seconds + time.time() - start, opts)
+            _save_checkpoint(ckpt, model, optim, step, seconds + clock() - start, opts)
+    _save_checkpoint(ckpt, model, optim, step, seconds + clock() - start, opts)
     log_file.close()
     final = out / "model.safetensors"
     save_model(model.to("cpu", memory_format=torch.contiguous_format), final, cfg.arch, {"config": opts.config, "step": str(step)})

@@ -284,27 +284,57 @@ def _model_args(p):
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, tensorrt, directml or coreml")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cramatte", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("matte", help="matte images, folders of images, and videos")
-    p.add_argument("inputs", nargs="+")
+def _matte_args(p, inputs: str = "+"):
+    """Inputs, outputs and options shared by `matte` and `farm`."""
+    p.add_argument("inputs", nargs=inputs)
     p.add_argument("-o", "--out", required=True, help="output folder")
     _model_args(p)
     p.add_argument("--output", nargs="+", default=["alpha"], choices=OUTPUTS)
     p.add_argument("--background", default="colour:#00ff00", help="for composite: colour:#rrggbb, blur[:sigma], image:PATH")
     p.add_argument("--format", default="png", choices=["png", "exr"])
     p.add_argument("--depth", type=int, default=8, choices=[8, 16], help="PNG bit depth")
-    p.add_argument("--video-codec", default="png", choices=["png", "prores", "vp9"],
-                   help="png: an image sequence per output; prores (.mov) / vp9 (.webm): video with alpha")
     p.add_argument("--colorspace", default="auto", choices=["auto", "srgb", "linear"])
-    p.add_argument("--threads", type=int)
     p.add_argument("--temporal", type=float, default=STRENGTH,
                    help="video mode: weight of the previous matte, carried along the optical flow, where the flow fits the picture (0: per frame)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def cmd_farm(args) -> int:
+    from . import io
+    from .farm import expand_farm_inputs, run_farm
+
+    _parse_background(args.background)  # a bad setting fails here, before any cluster starts
+    args.video_codec = "png"
+    return run_farm(io.expand_inputs(expand_farm_inputs(args.inputs, args.list)), args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cramatte", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("matte", help="matte images, folders of images, and videos")
+    _matte_args(p)
+    p.add_argument("--video-codec", default="png", choices=["png", "prores", "vp9"],
+                   help="png: an image sequence per output; prores (.mov) / vp9 (.webm): video with alpha")
+    p.add_argument("--threads", type=int)
     p.set_defaults(func=cmd_matte)
+
+    p = sub.add_parser("farm", help="matte many shots on a Ray cluster (the 'farm' extra)",
+                       description="Matte many shots on a Ray cluster: the same files as `cramatte matte` "
+                                   "(image sequences for videos), resumable; every node must see the same paths.")
+    _matte_args(p, inputs="*")
+    p.add_argument("--list", help="a text file naming one input (file, folder or glob) per line")
+    p.add_argument("--address", help="Ray cluster: auto (the one this machine belongs to) or ray://host:10001; "
+                                     "default: a local cluster of this machine's cores")
+    p.add_argument("--workers", type=int, default=0, help="worker actors (default: the cluster's CPUs / --cpus-per-worker)")
+    p.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs (and inference threads) per worker")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per worker (e.g. 1, or 0.5 to share one)")
+    p.add_argument("--chunk", type=int, default=100, help="frames per chunk of a video, images per chunk")
+    p.add_argument("--overlap", type=int, default=8,
+                   help="warm-up frames matted before a video chunk (video mode settles; not written)")
+    p.add_argument("--retries", type=int, default=3, help="times a lost worker is restarted and its chunk rerun")
+    p.set_defaults(func=cmd_farm)
 
     p = sub.add_parser("info", help="show the model, backend, providers and device")
     _model_args(p)

@@ -270,10 +270,17 @@ def cmd_eval(args) -> int:
         raise _train_extra("eval", e) from None
 
     if args.video:
-        evaluate_video(args.data, model=args.model, config=args.config, backend=args.backend)
+        for data in args.data:
+            evaluate_video(data, model=args.model, config=args.config, backend=args.backend)
         return 0
-    evaluate(args.data, out=args.out, model=args.model, config=args.config, backend=args.backend,
-             limit=args.limit)
+    results = {}
+    for data in args.data:
+        out = Path(args.out) / Path(data).name if len(args.data) > 1 else Path(args.out)
+        results[Path(data).name] = evaluate(data, out=out, model=args.model, config=args.config,
+                                            backend=args.backend, limit=args.limit)
+    if len(results) > 1:
+        print(f"side by side ({args.config}): " + "   ".join(
+            f"{name} MAD {m['mad']:.2f} Grad {m['grad']:.4f} IoU {m['iou']:.3f}" for name, m in results.items()))
     return 0
 
 
@@ -378,8 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of those shown whole and smaller, the rest mirrored, as a whole frame shows a person")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="SAD, MSE, MAD, Grad, Conn and IoU on a matting set")
-    p.add_argument("--data", required=True)
+    p = sub.add_parser("eval", help="SAD, MSE, MAD, Grad, Conn and IoU on matting sets")
+    p.add_argument("--data", required=True, nargs="+",
+                   help="one or more sets (e.g. dev/ and dev_real/); each gets its own sub-folder of --out")
     p.add_argument("--out", default="runs/eval")
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--video", action="store_true",

@@ -22,16 +22,29 @@ def _tile(images, height: int = 160) -> np.ndarray:
 
 
 def contact_sheet(rows: list, path, width: int = 4 * 240) -> None:
-    """rows of (input RGB, truth, prediction, |error|) float [0, 1] -> one PNG."""
+    """rows of images (input RGB, truth, prediction, |error|, ...) float [0, 1] -> one PNG."""
     tiles = [_tile(r) for r in rows]
     tiles = [cv2.resize(t, (width, int(t.shape[0] * width / t.shape[1]))) for t in tiles]
     sheet = (np.clip(np.concatenate(tiles, 0), 0, 1) * 255).astype(np.uint8)
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
+def edge_zoom(frame: np.ndarray, gt: np.ndarray, pred: np.ndarray, size: int = 64) -> list:
+    """Crops (photo, truth, prediction) of `size` px around the worst error on the truth's edge."""
+    h, w = gt.shape
+    size = min(size, h, w)
+    edge = cv2.dilate(((gt > 0.02) & (gt < 0.98)).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    err = cv2.blur(np.abs(pred - gt) * (edge if edge.any() else 1), (size // 2, size // 2))
+    y, x = np.unravel_index(int(np.argmax(err)), err.shape)
+    y0, x0 = int(np.clip(y - size // 2, 0, h - size)), int(np.clip(x - size // 2, 0, w - size))
+    return [a[y0:y0 + size, x0:x0 + size] for a in (frame, gt, pred)]
+
+
 def evaluate(data, out="runs/eval", model=None, config: str = "realtime", backend: str = "onnx",
-             limit: int = 0, sheet_rows: int = 12, matter=None) -> dict:
-    """Mean metrics over `data` (any layout `find_pairs` knows); writes metrics.csv and sheet.png to `out`."""
+             limit: int = 0, sheet_rows: int = 12, matter=None, worst: int = 10) -> dict:
+    """Mean metrics over `data` (any layout `find_pairs` knows); writes metrics.csv, sheet.png (the first
+    images) and worst.png (the `worst` highest-MAD images: photo, truth, prediction, |error|, and a zoom
+    on the edge of each) to `out`."""
     from .frames import to_unit_float
     from .io import read_image
     from .runtime import Matter
@@ -43,7 +56,7 @@ def evaluate(data, out="runs/eval", model=None, config: str = "realtime", backen
     matter = matter or Matter(model, config=config, backend=backend)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows, sheet, seconds = [], [], 0.0
+    rows, sheet, seconds, worst_rows = [], [], 0.0, []
     for image_path, alpha_path in pairs:
         frame, space = read_image(image_path)
         gt = read_alpha(alpha_path)
@@ -52,13 +65,16 @@ def evaluate(data, out="runs/eval", model=None, config: str = "realtime", backen
         seconds += time.perf_counter() - start
         m = all_metrics(pred, gt)
         rows.append({"image": image_path.name, **{k: round(m[k], 5) for k in COLUMNS}})
+        view = [to_unit_float(frame[None])[0], gt, pred, np.abs(pred - gt)]
         if len(sheet) < sheet_rows:
-            sheet.append([to_unit_float(frame[None])[0], gt, pred, np.abs(pred - gt)])
+            sheet.append(view)
+        worst_rows = sorted(worst_rows + [(m["mad"], len(rows), view + edge_zoom(*view[:3]))], reverse=True)[:worst]
     with (out / "metrics.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["image"] + COLUMNS)
         w.writeheader()
         w.writerows(rows)
     contact_sheet(sheet, out / "sheet.png")
+    contact_sheet([r[2] for r in worst_rows], out / "worst.png", width=7 * 200)
     mean = {k: float(np.mean([r[k] for r in rows])) for k in COLUMNS}
     mean["s_per_image"] = seconds / len(rows)
     print(f"{len(rows)} images, {matter.config.name}, {matter.backend.name} on {matter.backend.device}")

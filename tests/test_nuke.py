@@ -1,4 +1,5 @@
 """The Nuke node's whole flow against a fake `nuke` module, on EXR plates on disk."""
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -125,9 +126,80 @@ def test_user_errors_go_to_a_message_box(shot, tmp_path):
 
 
 def test_init_and_menu_register_the_node():
-    runpy.run_path(str(NUKE_DIR / "init.py"))
+    nuke.pluginAddPath(str(NUKE_DIR))  # as NUKE_PATH does
+    exec(compile((NUKE_DIR / "init.py").read_text(), "init.py", "exec"), {"__name__": "__main__"})  # no __file__
+    assert str(NUKE_DIR / "python") in nuke.pluginPath()
     runpy.run_path(str(NUKE_DIR / "menu.py"))
     assert nuke.menu("Nodes").items["cramatte"].items["Portrait Matte"] is cramatte_nuke.create_node
+
+
+def test_node_takes_the_selected_nodes_place_and_writes_a_named_layer():
+    read = nuke.nodes.Read(file="plate.####.exr")
+    grade = nuke.nodes.Grade()
+    grade.setInput(0, read)
+    read.setSelected(True)
+    read.setXYpos(100, 200)
+    try:
+        group = cramatte_nuke.create_node()
+    finally:
+        read.setSelected(False)
+    assert group.input(0) is read and grade.input(0) is group and (group.xpos(), group.ypos()) == (100, 260)
+    assert nuke.layers() == ["cramatte"]
+    copy = next(n for n in group.nodes() if n.name() == "MatteCopy")
+    assert copy["to0"].value() == "rgba.alpha" and copy["to1"].value() == "cramatte.alpha"
+    lonely = cramatte_nuke.create_node()  # nothing selected: unconnected, and the layer is made once
+    assert lonely.input(0) is None and nuke.layers() == ["cramatte"]
+
+
+def _python(version: str):
+    """A working `python<version>`: on PATH, or one of pyenv's (this machine's image has several)."""
+    import glob
+    import shutil
+    import subprocess
+
+    pyenv = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}")))
+    for candidate in [shutil.which(f"python{version}"), *pyenv]:
+        if candidate and subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+NUKE_PYTHONS = {"15": "3.10", "16": "3.11"}  # Nuke 14's Python 3.9 is below cramatte's 3.10
+
+
+@pytest.mark.parametrize("nuke_version", sorted(NUKE_PYTHONS))
+def test_install_steps_for_each_nuke_python(nuke_version, tmp_path):
+    """The README's steps: install cramatte with the Python of that Nuke into site-py3.X beside init.py;
+    then that Python, with the stand-in `nuke`, runs init.py and mattes a frame through the node module."""
+    import shutil
+    import subprocess
+
+    version = NUKE_PYTHONS[nuke_version]
+    python = _python(version)
+    if python is None:
+        message = f"python{version} (Nuke {nuke_version}'s Python) is needed for this test"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    folder = tmp_path / "nuke_node"
+    shutil.copytree(NUKE_DIR, folder, ignore=shutil.ignore_patterns("__pycache__", "site-py*"))
+    site = folder / f"site-py{version}"
+    res = subprocess.run([python, "-m", "pip", "install", "-q", "--target", str(site), str(NUKE_DIR.parent)],
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    check = (
+        "import sys\n"
+        "import nuke\n"
+        f"nuke.pluginAddPath({str(folder)!r})\n"
+        f"exec(compile(open({str(folder / 'init.py')!r}).read(), 'init.py', 'exec'), {{'__name__': '__main__'}})\n"
+        "sys.path.insert(0, nuke.pluginPath()[0])\n"
+        "import numpy as np, cramatte, cramatte_nuke\n"
+        f"assert cramatte.__file__.startswith({str(site)!r}), cramatte.__file__\n"
+        "alpha = cramatte.Matter()(np.full((64, 48, 3), 128, np.uint8)).alpha\n"
+        "print(sys.version_info[:2], alpha.shape)\n")
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(HERE / "fake_nuke"), "PYTHONNOUSERSITE": "1"}
+    res = subprocess.run([python, "-S", "-c", check], capture_output=True, text=True, env=env, timeout=300,
+                         cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"({version.replace('.', ', ')}) (64, 48)" in res.stdout
 
 
 def test_torchscript_export_matches_the_onnx_model(tmp_path, sample):

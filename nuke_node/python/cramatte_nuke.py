@@ -19,8 +19,27 @@ DEVICES = ["auto", "cpu", "cuda", "tensorrt", "directml", "coreml"]
 OUTPUTS = ["alpha", "alpha + foreground", "premultiplied RGBA"]
 
 
+LAYER = "cramatte"  # the matte also lands in cramatte.alpha, beside an artist's own mattes
+
+
+def _take_place(group) -> None:
+    """Like any node made from the menu: fed by the selected node, below it, and in its place in the DAG."""
+    try:
+        selected = nuke.selectedNode()
+    except ValueError:
+        return
+    for node in selected.dependent(nuke.INPUTS, forceEvaluate=False):
+        for i in range(node.inputs()):
+            if node.input(i) is selected:
+                node.setInput(i, group)
+    group.setInput(0, selected)
+    group.setXYpos(selected.xpos(), selected.ypos() + 60)
+
+
 def create_node():
     """Create the Portrait Matte group with its knobs and internal graph (called from the menu)."""
+    if LAYER not in nuke.layers():
+        nuke.Layer(LAYER, [f"{LAYER}.alpha"])
     group = nuke.nodes.Group(name="PortraitMatte1")
     group["label"].setValue("cramatte")
     group.addKnob(nuke.Tab_Knob("cramatte", "Portrait Matte"))
@@ -50,7 +69,8 @@ def create_node():
         write = nuke.nodes.Write(name="PlateWrite", file_type="exr", channels="rgb", disable=True)
         write.setInput(0, plate)
         read = nuke.nodes.Read(name="MatteRead", disable=True)
-        copy = nuke.nodes.Copy(name="MatteCopy", from0="rgba.alpha", to0="rgba.alpha")
+        copy = nuke.nodes.Copy(name="MatteCopy", from0="rgba.alpha", to0="rgba.alpha", from1="rgba.alpha",
+                               to1=f"{LAYER}.alpha")
         copy.setInput(0, plate)
         copy.setInput(1, read)
         erode = nuke.nodes.FilterErode(name="Grow", channels="alpha")
@@ -71,6 +91,7 @@ def create_node():
         out.setInput(0, premult)
     finally:
         group.end()
+    _take_place(group)
     return group
 
 

@@ -10,6 +10,9 @@ import shutil
 import threading
 
 messages: list = []
+_layers: dict = {}
+INPUTS = 1
+_plugin_path: list = [p for p in os.environ.get("NUKE_PATH", "").split(os.pathsep) if p]
 _main_queue: list = []
 _context: list = []
 _all: list = []
@@ -122,6 +125,27 @@ class Node:
     def input(self, i):
         return self._inputs.get(i)
 
+    def inputs(self):
+        return max(self._inputs, default=-1) + 1
+
+    def dependent(self, what=INPUTS, forceEvaluate=True):
+        return [n for n in _all if n.parent is self.parent and self in n._inputs.values()]
+
+    def setSelected(self, selected):
+        self._selected = selected
+
+    def isSelected(self):
+        return getattr(self, "_selected", False)
+
+    def xpos(self):
+        return getattr(self, "_xy", (0, 0))[0]
+
+    def ypos(self):
+        return getattr(self, "_xy", (0, 0))[1]
+
+    def setXYpos(self, x, y):
+        self._xy = (x, y)
+
 
 class Group(Node):
     def begin(self):
@@ -168,7 +192,30 @@ def message(text):
 
 
 def pluginAddPath(path):
-    pass
+    _plugin_path.insert(0, path)
+
+
+def pluginPath():
+    return list(_plugin_path)
+
+
+def selectedNode():
+    """The selected node of the current context; ValueError when none is, as in Nuke."""
+    parent = _context[-1] if _context else None
+    chosen = [n for n in _all if n.parent is parent and n.isSelected()]
+    if not chosen:
+        raise ValueError("no node selected")
+    return chosen[-1]
+
+
+def Layer(name, channels):
+    if name in _layers:
+        raise ValueError(f"layer {name} exists")
+    _layers[name] = list(channels)
+
+
+def layers(node=None):
+    return list(_layers)
 
 
 def _source_file(node, frame):

@@ -1,6 +1,7 @@
-"""Build the installable Blender extension: the add-on, cramatte's wheel and its runtime wheels
-(onnxruntime, OpenCV headless, OpenEXR, platformdirs, tqdm; never torch; numpy comes with Blender) for each platform,
-packed and validated by Blender's own extension tool.
+"""Build the installable Blender extension, one zip per platform as the extensions platform expects:
+the add-on, cramatte's wheel and that platform's runtime wheels (onnxruntime, OpenCV headless, OpenEXR,
+platformdirs, tqdm; never torch; numpy comes with Blender), split, packed and validated by Blender's
+own extension tool (`build --split-platforms`).
 
     python blender_addon/build.py --blender-python PY [--platforms linux-x64 windows-x64 macos-arm64] -o dist
 
@@ -34,7 +35,7 @@ def blender_ext(python: str) -> list:
     return [python, str(tool)]
 
 
-def build(platforms, python_version: str, blender_python: str, out: Path) -> Path:
+def build(platforms, python_version: str, blender_python: str, out: Path) -> list:
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / "cramatte"
         shutil.copytree(HERE / "cramatte_blender", stage, ignore=shutil.ignore_patterns("__pycache__"))
@@ -52,10 +53,12 @@ def build(platforms, python_version: str, blender_python: str, out: Path) -> Pat
         (stage / "blender_manifest.toml").write_text(manifest)
         out.mkdir(parents=True, exist_ok=True)
         tool = blender_ext(blender_python)
-        subprocess.run(tool + ["build", "--source-dir", str(stage), "--output-dir", str(out)], check=True)
-        zips = sorted(out.glob("cramatte-*.zip"))
-        subprocess.run(tool + ["validate", str(zips[-1])], check=True)
-        return zips[-1]
+        subprocess.run(tool + ["build", "--split-platforms", "--source-dir", str(stage), "--output-dir", str(out)],
+                       check=True)
+        zips = [z for p in platforms for z in sorted(out.glob(f"cramatte-*-{p.replace('-', '_')}.zip"))]
+        for z in zips:
+            subprocess.run(tool + ["validate", str(z)], check=True)
+        return zips
 
 
 def main():
@@ -65,7 +68,8 @@ def main():
     p.add_argument("--blender-python", required=True, help="a Python with the bpy module")
     p.add_argument("-o", "--out", default="dist", type=Path)
     args = p.parse_args()
-    print(build(args.platforms, args.python_version, args.blender_python, args.out))
+    for z in build(args.platforms, args.python_version, args.blender_python, args.out):
+        print(f"{z}  {z.stat().st_size / 2**20:.1f} MiB")
 
 
 if __name__ == "__main__":

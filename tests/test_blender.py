@@ -76,19 +76,37 @@ def test_linear_and_srgb_plates_give_the_same_matte(blender_run):
                   - png).max() < 0.02
 
 
+def test_movie_clip_frames_line_up_in_video_mode(blender_run):
+    _, r = blender_run
+    assert r["clip_op"] == ["FINISHED"] and r["clip_frames"] == list(range(5, 11)) and r["clip_manifest_video"]
+    for frame, score in r["clip_alignment"].items():
+        assert score["best_source"] == int(frame) - 5 and score["iou"] >= 0.95
+    assert max(s["differs_from_per_frame"] for s in r["clip_alignment"].values()) > 0  # video mode was on
+
+
+def test_saved_blend_gets_relative_paths_and_one_matte_image(blender_run):
+    _, r = blender_run
+    assert len(r["matte_images"]) == 1
+    name, path = r["matte_images"][0]
+    assert not name.endswith(".001") and path.startswith("//cramatte/")
+
+
 def test_sources_untouched_and_unchanged_frames_reused(blender_run):
     _, r = blender_run
     assert r["sources_untouched"] and r["reused_unchanged"]
 
 
-def test_extension_zip_builds_and_validates(tmp_path):
+def test_extension_zips_build_one_per_platform_and_validate(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "blender_addon" / "build.py"), "--blender-python", BPYS[0],
-                           "--platforms", "linux-x64", "-o", str(tmp_path)], capture_output=True, text=True, timeout=900)
+                           "--platforms", "linux-x64", "windows-x64", "-o", str(tmp_path)], capture_output=True,
+                          text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    zips = list(tmp_path.glob("cramatte-*.zip"))
-    assert len(zips) == 1
-    names = zipfile.ZipFile(zips[0]).namelist()
-    assert "blender_manifest.toml" in names and "operators.py" in names
-    wheels = [n for n in names if n.endswith(".whl")]
-    assert any(n.startswith("wheels/cramatte-") for n in wheels) and any("onnxruntime" in n for n in wheels)
-    assert not any("torch" in n for n in wheels)
+    zips = {z.name: z for z in tmp_path.glob("cramatte-*.zip")}
+    assert sorted(zips) == ["cramatte-0.1.0-linux_x64.zip", "cramatte-0.1.0-windows_x64.zip"]
+    for name, own, other in (("linux_x64", "manylinux", "win_amd64"), ("windows_x64", "win_amd64", "manylinux")):
+        names = zipfile.ZipFile(zips[f"cramatte-0.1.0-{name}.zip"]).namelist()
+        assert "blender_manifest.toml" in names and "operators.py" in names
+        wheels = [n for n in names if n.endswith(".whl")]
+        assert any(n.startswith("wheels/cramatte-") for n in wheels)
+        assert any("onnxruntime" in n and own in n for n in wheels)
+        assert not any(other in n for n in wheels) and not any("torch" in n for n in wheels)

@@ -22,7 +22,7 @@ class CramattePreferences(bpy.types.AddonPreferences):
     bl_idname = __package__
 
     device: bpy.props.EnumProperty(name="Device", items=_devices)
-    config: bpy.props.EnumProperty(name="Model configuration", default="quality",
+    config: bpy.props.EnumProperty(name="Model configuration", default="realtime",
                                    items=[("fast", "Fast", "fastest, softer edges"), ("realtime", "Real-time", "balanced"),
                                           ("quality", "Quality", "best edges")])
     model: bpy.props.StringProperty(name="Model (.onnx)", subtype="FILE_PATH",
@@ -31,9 +31,12 @@ class CramattePreferences(bpy.types.AddonPreferences):
                                            description="Where mattes go while the .blend is unsaved")
     file_format: bpy.props.EnumProperty(name="Matte files", default="PNG",
                                         items=[("PNG", "PNG 16-bit", ""), ("EXR", "OpenEXR (float)", "")])
+    video_mode: bpy.props.BoolProperty(name="Video mode for moving footage", default=True,
+                                       description="Movies, clips, strips and image sequences: the matte is "
+                                                   "carried along the optical flow between frames, which removes flicker")
 
     def draw(self, context):
-        for prop in ("device", "config", "model", "cache_folder", "file_format"):
+        for prop in ("device", "config", "video_mode", "model", "cache_folder", "file_format"):
             self.layout.prop(self, prop)
 
 

@@ -121,23 +121,27 @@ class MatteJob:
             return {}
 
     def run(self, progress=lambda done, total: None) -> list:
-        from cramatte import Matter
+        from cramatte import Matter, VideoMatter
         from cramatte.io import write_image
 
         os.makedirs(self.out_dir, exist_ok=True)
-        previous, manifest, frames, matter = self._manifest(), {}, [], None
+        moving = "movie" in self.desc or len(self.desc.get("files", ())) > 1
+        previous, manifest, frames, matter, video = self._manifest(), {}, [], None, None
         for frame, print_, load in iter_frames(self.desc):
             if self.cancelled:
                 break
             out = self.path(frame)
             if previous.get(str(frame)) == print_ and os.path.exists(out):
                 self.reused += 1
+                if video is not None:
+                    video.reset()  # the chain of frames is broken: start afresh at the next one matted
             else:
                 if matter is None:
                     matter = Matter(self.settings.get("model") or None, config=self.settings["config"],
                                     device=self.settings["device"])
+                    video = VideoMatter(matter) if moving and self.settings.get("video") else None
                 pixels, space = load()
-                m = matter(pixels, colorspace=space, foreground=True)
+                m = (video or matter)(pixels, colorspace=space, foreground=True)
                 rgba = m.rgba()
                 if self.ext == ".png" and space == "linear":
                     from cramatte.frames import linear_to_srgb

@@ -11,7 +11,7 @@ from . import footage, nodes
 def _settings(context) -> dict:
     prefs = context.preferences.addons[__package__].preferences
     return {"model": bpy.path.abspath(prefs.model) if prefs.model else "", "config": prefs.config,
-            "device": prefs.device, "format": prefs.file_format}
+            "device": prefs.device, "format": prefs.file_format, "video": prefs.video_mode}
 
 
 def _out_dir(context, name: str) -> str:
@@ -35,11 +35,23 @@ def _target(context, kind: str, name: str):
     return strips.get(name) if strips else None
 
 
+def _matte_image(first: str, footage_name: str):
+    """The matte's image datablock: the one an earlier run made for this footage, pointed at the new
+    files, or a new one. Its path is relative to the .blend (//...) once the .blend is saved."""
+    path = bpy.path.relpath(first) if bpy.data.filepath else first
+    image = next((i for i in bpy.data.images if i.get("cramatte_matte_of") == footage_name), None)
+    if image is None:
+        image = bpy.data.images.load(first, check_existing=True)
+        image["cramatte_matte_of"] = footage_name
+    image.filepath = path
+    return image
+
+
 def _finish(context, job, footage_target, frames):
     if not frames:
         raise ValueError("no frames were matted")
     first = job.path(frames[0])
-    image = bpy.data.images.load(first, check_existing=True)
+    image = _matte_image(first, job.desc["name"])
     image.source = "SEQUENCE" if len(frames) > 1 else "FILE"
     image.alpha_mode = "STRAIGHT"
     image.colorspace_settings.name = "Linear Rec.709" if job.ext == ".exr" else "sRGB"

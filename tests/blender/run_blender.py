@@ -72,11 +72,49 @@ def matte_and_render(scene, plate_dir: Path, ext: str, tag: str):
     return image
 
 
+def clip_check(scene, sample, prefs):
+    """A Movie Clip starting at scene frame 5, matted in video mode: the matte of scene frame N is the
+    movie's frame N - 5."""
+    import cv2
+
+    from cramatte import Matter
+
+    movie = work / "clip.mp4"
+    writer = cv2.VideoWriter(str(movie), cv2.VideoWriter_fourcc(*"mp4v"), 25, (sample.shape[1], sample.shape[0]))
+    for i in range(6):
+        writer.write(np.ascontiguousarray(np.roll(sample, 8 * i, axis=1)[..., ::-1]))
+    writer.release()
+    clip = bpy.data.movieclips.load(str(movie))
+    clip.frame_start = 5
+    prefs.video_mode = True
+    results["clip_op"] = sorted(bpy.ops.cramatte.matte(kind="CLIP", name=clip.name))
+    folder = work / "cache" / "clip.mp4"
+    results["clip_frames"] = sorted(int(p.stem.split("_")[1]) for p in folder.glob("matte_*.png"))
+    cap = cv2.VideoCapture(str(movie))
+    decoded = []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        decoded.append(np.ascontiguousarray(bgr[..., ::-1]))
+    matter = Matter(config="realtime")
+    scores = {}
+    for frame in (5, 7, 10):
+        alpha = read_image(folder / f"matte_{frame:04d}.png")[0][..., 3] / 65535
+        per_frame = [matter(f).alpha for f in decoded]
+        ious = [float(((alpha > 0.5) & (p > 0.5)).sum() / ((alpha > 0.5) | (p > 0.5)).sum()) for p in per_frame]
+        scores[frame] = {"best_source": int(np.argmax(ious)), "iou": max(ious),
+                         "differs_from_per_frame": float(np.abs(alpha - per_frame[frame - 5]).max())}
+    results["clip_alignment"] = scores
+    results["clip_manifest_video"] = json.loads((folder / "cramatte.json").read_text())["settings"]["video"]
+    prefs.video_mode = False
+
+
 try:
     mod = addon_utils.enable("cramatte_blender", default_set=True)
     results["enabled"] = mod is not None and hasattr(bpy.ops.cramatte, "matte")
     prefs = bpy.context.preferences.addons["cramatte_blender"].preferences
-    prefs.config, prefs.cache_folder = "realtime", str(work / "cache")
+    prefs.config, prefs.cache_folder, prefs.video_mode = "realtime", str(work / "cache"), False
     sample = read_image(Path(sys.argv[4]))[0][::4, ::4][..., :3]  # 128x128
     png, exr = make_plates(sample)
     before = {"png": digest(png), "exr": digest(exr)}
@@ -95,6 +133,15 @@ try:
     matte_and_render(scene, exr, ".exr", "exr")
     results["matte_png_dir"], results["matte_exr_dir"] = str(matte_dir), str(work / "cache" / "plate_0001.exr")
     results["sources_untouched"] = before == {"png": digest(png), "exr": digest(exr)}
+    clip_check(scene, sample, prefs)
+    # a saved .blend: mattes go to //cramatte/ and the matte image's path is relative; a second run
+    # reuses the image datablock instead of making matte_0001.png.001
+    (work / "project").mkdir(exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(work / "project" / "shot.blend"))
+    for _ in range(2):
+        bpy.ops.cramatte.matte(kind="IMAGE", name="plate_0001.png")
+    mattes = [i for i in bpy.data.images if i.get("cramatte_matte_of") == "plate_0001.png"]
+    results["matte_images"] = [(i.name, i.filepath) for i in mattes]
     results["ok"] = True
 except Exception as e:
     import traceback

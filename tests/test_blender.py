@@ -84,6 +84,14 @@ def test_movie_clip_frames_line_up_in_video_mode(blender_run):
     assert max(s["differs_from_per_frame"] for s in r["clip_alignment"].values()) > 0  # video mode was on
 
 
+def test_trimmed_strip_of_another_frame_rate_lines_up(blender_run):
+    _, r = blender_run
+    assert r["strip_op"] == ["FINISHED"] and r["strip_frames"] == list(range(12, 19))
+    assert r["strip_matte_14"][0] == 4 and r["strip_matte_14"][1] >= 0.95
+    assert r["sequencer_source_14"] == 4 and r["strip_render_source"] == 4  # sequencer and compositor agree...
+    assert r["strip_render_14"][0] == 4 and r["strip_render_14"][1] >= 0.9  # ...with its own matte
+
+
 def test_saved_blend_gets_relative_paths_and_one_matte_image(blender_run):
     _, r = blender_run
     assert len(r["matte_images"]) == 1

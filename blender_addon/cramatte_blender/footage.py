@@ -45,16 +45,20 @@ def describe(target) -> dict:
         files = _sequence(path)
         return {"name": target.name, "files": files, "colorspace": space, "start": min(files)}
     kind = getattr(target, "type", "")
+    # A strip shows its source's frame N - frame_start at scene frame N (a movie of another frame rate too:
+    # Blender does not retime it), only between its trims: only those frames are matted.
+    shown = {"first": int(target.frame_final_start), "last": int(target.frame_final_end) - 1} if kind else {}
     if kind == "MOVIE":
         path = bpy.path.abspath(target.filepath)
         return {"name": target.name, "movie": path, "colorspace": _colorspace(target.colorspace_settings, path),
-                "start": int(target.frame_start)}
+                "start": int(target.frame_start), **shown}
     if kind == "IMAGE":
         folder = bpy.path.abspath(target.directory)
-        files = {int(target.frame_start) + i: os.path.join(folder, e.filename) for i, e in enumerate(target.elements)}
+        files = {int(target.frame_start) + i: os.path.join(folder, e.filename) for i, e in enumerate(target.elements)
+                 if shown["first"] <= int(target.frame_start) + i <= shown["last"]}
         first = next(iter(files.values()))
         return {"name": target.name, "files": files, "colorspace": _colorspace(target.colorspace_settings, first),
-                "start": int(target.frame_start)}
+                "start": int(target.frame_start), **shown}
     raise ValueError(f"cannot matte {type(target).__name__} '{getattr(target, 'name', '')}': "
                      "choose an Image, a Movie Clip or a movie/image strip")
 
@@ -77,9 +81,15 @@ def iter_frames(desc: dict):
     cap = cv2.VideoCapture(desc["movie"])
     if not cap.isOpened():
         raise ValueError(f"cannot open movie {desc['movie']}")
+    first, last = desc.get("first", desc["start"]), desc.get("last", float("inf"))
     try:
         i = 0
-        while True:
+        while desc["start"] + i <= last:
+            if desc["start"] + i < first:  # trimmed off: decoded to keep count, never matted
+                if not cap.grab():
+                    return
+                i += 1
+                continue
             ok, bgr = cap.read()
             if not ok:
                 return

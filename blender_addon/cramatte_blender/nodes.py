@@ -36,13 +36,17 @@ def footage_node(tree, target):
     return node
 
 
-def build(scene, footage, matte_image, frame_start: int, frames: int):
-    """Create (or refresh) the cramatte nodes; returns the Set Alpha node."""
+def build(scene, footage, matte_image, frame_start: int, frames: int, footage_start: int | None = None):
+    """Create (or refresh) the cramatte nodes; returns the Set Alpha node. `footage_start`: the scene
+    frame a strip's movie starts at, so the footage node shows the frame the strip shows."""
     tree, out, image_socket, fg_socket = _tree(scene)
     for node in [n for n in tree.nodes if n.name.startswith("cramatte ")]:
         tree.nodes.remove(node)
     src = footage_node(tree, footage)
     src.name = src.label = "cramatte footage"
+    if footage_start is not None and footage.source == "MOVIE":
+        src.frame_start, src.frame_offset = footage_start, 0
+        src.frame_duration = max(footage.frame_duration, frame_start + frames - footage_start)
     matte = tree.nodes.new("CompositorNodeImage")
     matte.name = matte.label = "cramatte matte"
     matte.image = matte_image

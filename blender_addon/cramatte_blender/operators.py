@@ -31,7 +31,7 @@ def _target(context, kind: str, name: str):
     if kind == "CLIP":
         return bpy.data.movieclips.get(name)
     ed = context.scene.sequence_editor
-    strips = getattr(ed, "strips_all", None) or getattr(ed, "sequences_all", None) if ed else None
+    strips = (ed.strips_all if hasattr(ed, "strips_all") else ed.sequences_all) if ed else None
     return strips.get(name) if strips else None
 
 
@@ -58,7 +58,8 @@ def _finish(context, job, footage_target, frames):
     image.reload()
     node_target = footage_target if isinstance(footage_target, (bpy.types.Image, bpy.types.MovieClip)) else \
         bpy.data.images.load(first if "movie" not in job.desc else job.desc["movie"], check_existing=True)
-    nodes.build(context.scene, node_target, image, frames[0], len(frames))
+    nodes.build(context.scene, node_target, image, frames[0], len(frames),
+                footage_start=None if node_target is footage_target else job.desc["start"])
     return image
 
 

@@ -110,6 +110,67 @@ def clip_check(scene, sample, prefs):
     prefs.video_mode = False
 
 
+def strip_colour(scene, path, sample):
+    """Which of the movie's frames the scene's render shows (the sequencer's, by default)."""
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    render = read_image(path)[0]
+    return int(np.argmin([np.abs(render[..., :3].astype(np.float32) - np.roll(sample, 8 * k, axis=1)).mean()
+                          for k in range(12)]))
+
+
+def strip_check(scene, sample, prefs):
+    """A 30 fps movie strip in a 25 fps scene, starting at frame 10, trimmed by 2 at the start and 3 at
+    the end: only the shown frames 12-18 are matted, matte N is the movie's frame N - 10, and the
+    compositor, rendered at frame 14, shows the movie's frame 4 with that matte."""
+    import cv2
+
+    from cramatte import Matter
+
+    movie = work / "strip30.mp4"
+    writer = cv2.VideoWriter(str(movie), cv2.VideoWriter_fourcc(*"mp4v"), 30, (sample.shape[1], sample.shape[0]))
+    for i in range(12):
+        writer.write(np.ascontiguousarray(np.roll(sample, 8 * i, axis=1)[..., ::-1]))
+    writer.release()
+    scene.render.fps = 25
+    editor = scene.sequence_editor_create()
+    strips = editor.strips if hasattr(editor, "strips") else editor.sequences
+    strip = strips.new_movie("walk", str(movie), channel=1, frame_start=10)
+    strip.frame_offset_start, strip.frame_offset_end = 2, 3
+    prefs.video_mode = True
+    results["strip_op"] = sorted(bpy.ops.cramatte.matte(kind="STRIP", name=strip.name))
+    folder = work / "cache" / "walk"
+    results["strip_frames"] = sorted(int(p.stem.split("_")[1]) for p in folder.glob("matte_*.png"))
+    cap = cv2.VideoCapture(str(movie))
+    matter, per_frame = Matter(config="realtime"), []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        per_frame.append(matter(np.ascontiguousarray(bgr[..., ::-1])).alpha)
+
+    def best(alpha):
+        ious = [float(((alpha > 0.5) & (p > 0.5)).sum() / ((alpha > 0.5) | (p > 0.5)).sum()) for p in per_frame]
+        return int(np.argmax(ious)), max(ious)
+
+    results["strip_matte_14"] = best(read_image(folder / "matte_0014.png")[0][..., 3] / 65535)
+    scene.frame_start, scene.frame_end = 10, 21
+    scene.frame_set(14)
+    sequenced = strip_colour(scene, out / "sequencer_strip.png", sample)
+    scene.render.filepath = str(out / "render_strip.png")
+    scene.render.use_sequencer = False  # the compositor's picture, not the sequencer's
+    bpy.ops.render.render(write_still=True)
+    scene.render.use_sequencer = True
+    render = read_image(out / "render_strip.png")[0]
+    results["sequencer_source_14"] = sequenced
+    results["strip_render_14"] = best(render[..., 3] / 255)
+    colour = [float(np.abs(render[..., :3].astype(np.float32) - np.roll(sample, 8 * k, axis=1)).mean())
+              for k in range(12)]
+    results["strip_render_source"] = int(np.argmin(colour))
+    scene.render.fps, scene.frame_start, scene.frame_end = 24, 1, 3
+    prefs.video_mode = False
+
+
 try:
     mod = addon_utils.enable("cramatte_blender", default_set=True)
     results["enabled"] = mod is not None and hasattr(bpy.ops.cramatte, "matte")
@@ -134,6 +195,7 @@ try:
     results["matte_png_dir"], results["matte_exr_dir"] = str(matte_dir), str(work / "cache" / "plate_0001.exr")
     results["sources_untouched"] = before == {"png": digest(png), "exr": digest(exr)}
     clip_check(scene, sample, prefs)
+    strip_check(scene, sample, prefs)
     # a saved .blend: mattes go to //cramatte/ and the matte image's path is relative; a second run
     # reuses the image datablock instead of making matte_0001.png.001
     (work / "project").mkdir(exist_ok=True)

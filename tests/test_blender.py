@@ -76,6 +76,13 @@ def test_linear_and_srgb_plates_give_the_same_matte(blender_run):
                   - png).max() < 0.02
 
 
+def test_modal_run_finishes_and_cancels(blender_run):
+    _, r = blender_run
+    assert r["modal_finished"][0] == "FINISHED" and "matte of 3 frames" in r["modal_finished"][2]
+    assert r["modal_cancelled"][:2] == ["CANCELLED", "WARNING"] and "cancelled after" in r["modal_cancelled"][2]
+    assert r["modal_progress_seen"]
+
+
 def test_movie_clip_frames_line_up_in_video_mode(blender_run):
     _, r = blender_run
     assert r["clip_op"] == ["FINISHED"] and r["clip_frames"] == list(range(5, 11)) and r["clip_manifest_video"]

@@ -63,6 +63,51 @@ def _finish(context, job, footage_target, frames):
     return image
 
 
+def _prepare(context, kind: str, name: str):
+    target = _target(context, kind, name)
+    if target is None:
+        raise ValueError(f"no {kind.lower()} named '{name}'")
+    desc = footage.describe(target)
+    return target, footage.MatteJob(desc, _out_dir(context, desc["name"]), _settings(context))
+
+
+class BackgroundRun:
+    """What the modal operator does: the job on a worker thread, and `step()` once per timer tick on the
+    main thread (progress, then the node tree when the job ends). Blender calls execute() instead of
+    invoke() when it has no event loop (background mode, bpy as a module), so the tests drive this class
+    with the same calls the modal operator makes."""
+
+    def __init__(self, context, kind: str, name: str):
+        self.target, self.job = _prepare(context, kind, name)
+        self.frames, self.progress = None, (0, self.job.total)
+        self.thread = threading.Thread(target=self._work, daemon=True)
+        self.thread.start()
+
+    def _work(self):
+        try:
+            self.frames = self.job.run(lambda done, total: setattr(self, "progress", (done, total)))
+        except Exception as e:  # reported on the main thread
+            self.job.error = f"{type(e).__name__}: {e}"
+
+    def cancel(self) -> None:
+        self.job.cancelled = True
+
+    def step(self, context) -> tuple:
+        """("RUNNING", progress text) while the job runs; then ("FINISHED" | "CANCELLED", report level, text)."""
+        done, total = self.progress
+        if self.thread.is_alive():
+            return "RUNNING", f"cramatte: frame {done}" + (f" of {total}" if total else "") + " (Esc to cancel)"
+        if self.job.error:
+            return "CANCELLED", "ERROR", f"cramatte: {self.job.error}"
+        if self.job.cancelled:
+            return "CANCELLED", "WARNING", f"cramatte: cancelled after {done} frames (kept for the next run)"
+        try:
+            _finish(context, self.job, self.target, self.frames)
+        except (ValueError, OSError) as e:
+            return "CANCELLED", "ERROR", f"cramatte: {e}"
+        return "FINISHED", "INFO", f"cramatte: matte of {len(self.frames)} frames ({self.job.reused} reused)"
+
+
 class CRAMATTE_OT_matte(bpy.types.Operator):
     """Matte the footage (person -> alpha) and wire the result into the compositor"""
     bl_idname = "cramatte.matte"
@@ -73,17 +118,10 @@ class CRAMATTE_OT_matte(bpy.types.Operator):
                                         ("STRIP", "Sequencer Strip", "")], default="IMAGE")
     name: bpy.props.StringProperty(name="Footage")
 
-    def _prepare(self, context):
-        target = _target(context, self.kind, self.name)
-        if target is None:
-            raise ValueError(f"no {self.kind.lower()} named '{self.name}'")
-        desc = footage.describe(target)
-        return target, footage.MatteJob(desc, _out_dir(context, desc["name"]), _settings(context))
-
     def execute(self, context):
         """Synchronous run (scripts, background mode)."""
         try:
-            target, job = self._prepare(context)
+            target, job = _prepare(context, self.kind, self.name)
             frames = job.run()
             image = _finish(context, job, target, frames)
         except (ImportError, ValueError, OSError) as e:
@@ -94,51 +132,32 @@ class CRAMATTE_OT_matte(bpy.types.Operator):
 
     def invoke(self, context, event):
         try:
-            self._target_obj, self._job = self._prepare(context)
+            self._run = BackgroundRun(context, self.kind, self.name)
         except (ImportError, ValueError, OSError) as e:
             self.report({"ERROR"}, f"cramatte: {e}")
             return {"CANCELLED"}
-        self._frames, self._progress = None, (0, self._job.total)
-        self._thread = threading.Thread(target=self._work, daemon=True)
-        self._thread.start()
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.progress_begin(0, 100)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
-    def _work(self):
-        try:
-            self._frames = self._job.run(lambda done, total: setattr(self, "_progress", (done, total)))
-        except Exception as e:  # reported on the main thread
-            self._job.error = f"{type(e).__name__}: {e}"
-
     def modal(self, context, event):
         wm = context.window_manager
         if event.type == "ESC":
-            self._job.cancelled = True
+            self._run.cancel()
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        done, total = self._progress
-        wm.progress_update(int(100 * done / total) if total else done % 100)
-        if context.area:
-            context.area.header_text_set(f"cramatte: frame {done}" + (f" of {total}" if total else "") + " (Esc to cancel)")
-        if self._thread.is_alive():
+        state = self._run.step(context)
+        if state[0] == "RUNNING":
+            done, total = self._run.progress
+            wm.progress_update(int(100 * done / total) if total else done % 100)
+            if context.area:
+                context.area.header_text_set(state[1])
             return {"PASS_THROUGH"}
         wm.event_timer_remove(self._timer)
         wm.progress_end()
         if context.area:
             context.area.header_text_set(None)
-        if self._job.error:
-            self.report({"ERROR"}, f"cramatte: {self._job.error}")
-            return {"CANCELLED"}
-        if self._job.cancelled:
-            self.report({"WARNING"}, f"cramatte: cancelled after {done} frames (kept for the next run)")
-            return {"CANCELLED"}
-        try:
-            _finish(context, self._job, self._target_obj, self._frames)
-        except (ValueError, OSError) as e:
-            self.report({"ERROR"}, f"cramatte: {e}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"cramatte: matte of {len(self._frames)} frames ({self._job.reused} reused)")
-        return {"FINISHED"}
+        self.report({state[1]}, state[2])
+        return {state[0]}

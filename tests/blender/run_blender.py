@@ -110,6 +110,29 @@ def clip_check(scene, sample, prefs):
     prefs.video_mode = False
 
 
+def modal_check():
+    """The modal operator's own steps (BackgroundRun), as its timer drives them: a run to the end, and a
+    run cancelled as Esc does, which keeps its finished frames for the next run."""
+    import time
+
+    from cramatte_blender.operators import BackgroundRun
+
+    steps = []
+    for cancel in (False, True):
+        folder = work / "cache" / "plate_0001.png"
+        for p in folder.glob("matte_*"):
+            p.unlink()
+        run = BackgroundRun(bpy.context, "IMAGE", "plate_0001.png")
+        if cancel:
+            run.cancel()
+        while (state := run.step(bpy.context))[0] == "RUNNING":
+            steps.append(state[1])
+            time.sleep(0.02)
+        results[f"modal_{'cancelled' if cancel else 'finished'}"] = list(state)
+    results["modal_progress_seen"] = any("frame" in s for s in steps)
+    bpy.ops.cramatte.matte(kind="IMAGE", name="plate_0001.png")  # whole again for the checks after this
+
+
 def strip_colour(scene, path, sample):
     """Which of the movie's frames the scene's render shows (the sequencer's, by default)."""
     scene.render.filepath = str(path)
@@ -194,6 +217,7 @@ try:
     matte_and_render(scene, exr, ".exr", "exr")
     results["matte_png_dir"], results["matte_exr_dir"] = str(matte_dir), str(work / "cache" / "plate_0001.exr")
     results["sources_untouched"] = before == {"png": digest(png), "exr": digest(exr)}
+    modal_check()
     clip_check(scene, sample, prefs)
     strip_check(scene, sample, prefs)
     # a saved .blend: mattes go to //cramatte/ and the matte image's path is relative; a second run

@@ -46,10 +46,6 @@ class Vec4(Structure):
     _fields_ = [("x", c_float), ("y", c_float), ("z", c_float), ("w", c_float)]
 
 
-class Vec2(Structure):
-    _fields_ = [("x", c_float), ("y", c_float)]
-
-
 SIGNATURES = {
     "obs_register_source_s": (None, [POINTER(SourceInfo), c_size_t]),
     "obs_filter_get_target": (p, [p]), "obs_filter_get_parent": (p, [p]),
@@ -74,8 +70,7 @@ SIGNATURES = {
     "gs_texture_destroy": (None, [p]), "gs_texture_set_image": (None, [p, p, c_uint32, c_bool]),
     "gs_effect_create": (p, [c_char_p, c_char_p, POINTER(c_char_p)]), "gs_effect_destroy": (None, [p]),
     "gs_effect_get_param_by_name": (p, [p, c_char_p]), "gs_effect_set_texture": (None, [p, p]),
-    "gs_effect_set_int": (None, [p, c_int]), "gs_effect_set_float": (None, [p, c_float]),
-    "gs_effect_set_vec4": (None, [p, POINTER(Vec4)]), "gs_effect_set_vec2": (None, [p, POINTER(Vec2)]),
+    "gs_effect_set_int": (None, [p, c_int]), "gs_effect_set_vec4": (None, [p, POINTER(Vec4)]),
     "obs_properties_create": (p, []),
     "obs_properties_add_list": (p, [p, c_char_p, c_char_p, c_int, c_int]),
     "obs_property_list_add_string": (c_size_t, [p, c_char_p, c_char_p]),

@@ -98,7 +98,8 @@ class PortraitMatte:
         self.source, self.settings = source, {}
         self.live = None
         self.error = state["import_error"]
-        self.texrender = self.stage = self.alpha_tex = self.bg_tex = self.effect = None
+        self.texrender = self.stage = self.alpha_tex = self.bg_tex = self.blur_tex = self.effect = None
+        self.blur_size, self.blur_version = (0, 0), -1
         self.params = {}
         self.size = (0, 0)
         self.alpha_version = -1
@@ -115,6 +116,7 @@ class PortraitMatte:
         else:
             self.live.smoothing, self.live.grow, self.live.feather = \
                 settings["smoothing"], settings["grow"], settings["feather"]
+            self.live.blur = self._blur()
         if old.get("image") != settings["image"]:
             self._bg_pixels = self._load_background(settings["image"])
 
@@ -132,8 +134,12 @@ class PortraitMatte:
         # Automatic threads leave half the cores to OBS, the game and the encoder.
         threads = s["threads"] or max(1, (os.cpu_count() or 2) // 2)
         make = lambda: Matter(config=config, device=s["device"], threads=threads)
-        self.live = LiveMatter(make, s["smoothing"], s["grow"], s["feather"], nice=10)
+        self.live = LiveMatter(make, s["smoothing"], s["grow"], s["feather"], nice=10, blur=self._blur())
         self.alpha_version = -1
+
+    def _blur(self) -> float:
+        """The worker blurs each frame only while the background is set to blur."""
+        return self.settings["blur"] if self.settings.get("background") == "blur" else 0.0
 
     def _load_background(self, path: str):
         if not path:
@@ -162,7 +168,7 @@ class PortraitMatte:
                 log(L.LOG_ERROR, self.error)
                 return False
             self.params = {n: lib.gs_effect_get_param_by_name(self.effect, n.encode())
-                           for n in ("matte", "background", "bg_color", "texel", "blur_radius", "mode")}
+                           for n in ("matte", "background", "bg_color", "mode")}
             self.texrender = lib.gs_texrender_create(L.GS_RGBA, L.GS_ZS_NONE)
         if self.size != (w, h):
             for tex, destroy in ((self.stage, lib.gs_stagesurface_destroy), (self.alpha_tex, lib.gs_texture_destroy)):
@@ -258,18 +264,34 @@ class PortraitMatte:
             return
         s = self.settings
         mode = 4 if s["show_matte"] else BACKGROUNDS.index(s["background"]) if s["background"] in BACKGROUNDS else 0
-        if mode == 3 and not self.bg_tex:
+        if mode == 3 and not self.bg_tex or mode == 2 and not self._upload_blur(live):
             mode = 0
         c = s["colour"]
         colour = L.Vec4((c & 0xFF) / 255, ((c >> 8) & 0xFF) / 255, ((c >> 16) & 0xFF) / 255, ((c >> 24) & 0xFF) / 255)
-        texel = L.Vec2(1.0 / w, 1.0 / h)
+        background = self.blur_tex if mode == 2 else self.bg_tex
         lib.gs_effect_set_texture(self.params["matte"], self.alpha_tex)
-        lib.gs_effect_set_texture(self.params["background"], self.bg_tex or self.alpha_tex)
+        lib.gs_effect_set_texture(self.params["background"], background or self.alpha_tex)
         lib.gs_effect_set_vec4(self.params["bg_color"], ctypes.byref(colour))
-        lib.gs_effect_set_vec2(self.params["texel"], ctypes.byref(texel))
-        lib.gs_effect_set_float(self.params["blur_radius"], float(s["blur"]))
         lib.gs_effect_set_int(self.params["mode"], mode)
         lib.obs_source_process_filter_end(self.source, self.effect, 0, 0)
+
+    def _upload_blur(self, live) -> bool:
+        """Upload the worker's newest blurred frame (small: the shader's linear sampling stretches it)."""
+        pixels, version = live.latest_background()
+        if pixels is None:
+            return self.blur_tex is not None
+        if version != self.blur_version:
+            size = (pixels.shape[1], pixels.shape[0])
+            if size != self.blur_size:
+                if self.blur_tex:
+                    lib.gs_texture_destroy(self.blur_tex)
+                self.blur_tex = lib.gs_texture_create(size[0], size[1], L.GS_RGBA, 1, None, L.GS_DYNAMIC)
+                self.blur_size = size
+            import numpy as np
+            pixels = np.ascontiguousarray(pixels)
+            lib.gs_texture_set_image(self.blur_tex, pixels.ctypes.data, size[0] * 4, False)
+            self.blur_version = version
+        return True
 
     def destroy(self) -> None:
         if self.live is not None:
@@ -278,7 +300,8 @@ class PortraitMatte:
         lib.obs_enter_graphics()
         try:
             for tex, fn in ((self.stage, lib.gs_stagesurface_destroy), (self.alpha_tex, lib.gs_texture_destroy),
-                            (self.bg_tex, lib.gs_texture_destroy), (self.texrender, lib.gs_texrender_destroy),
+                            (self.bg_tex, lib.gs_texture_destroy), (self.blur_tex, lib.gs_texture_destroy),
+                            (self.texrender, lib.gs_texrender_destroy),
                             (self.effect, lib.gs_effect_destroy)):
                 if tex:
                     fn(tex)

@@ -106,12 +106,21 @@ def test_settings_change_the_shader_mode(fake):
     for changes, mode in (({"background": "blur", "blur": 20.0}, 2), ({"show_matte": True}, 4),
                           ({"background": "colour"}, 1)):
         portrait_matte._info.update(key, fake.settings({**SETTINGS, **changes}))
-        before = fake.filter_ends
-        portrait_matte._info.video_render(key, None)
-        assert fake.filter_ends == before + 1 and fake.params["mode"] == mode
-        if mode == 2:
-            assert fake.params["blur_radius"] == 20.0
+        assert render_until(fake, key, lambda: fake.params["mode"] == mode)
     assert fake.params["bg_color"] == (1.0, 0.0, 0.0, 1.0)  # 0xAABBGGRR -> red
+
+
+def test_blurred_background_is_a_gaussian_blur_without_grid(fake):
+    """The background the shader stretches over the frame, against OpenCV's Gaussian blur of the frame."""
+    key = portrait_matte._info.create(fake.settings({**SETTINGS, "background": "blur", "blur": 20.0}), 1)
+    assert render_until(fake, key, lambda: fake.params.get("mode") == 2)
+    small = fake.textures[fake.params["background"]]["pixels"]
+    h, w = fake.frame.shape[:2]
+    assert small.shape[2] == 4 and small.shape[0] < h  # made small by the worker...
+    stretched = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)  # ...stretched as the GPU samples it
+    reference = cv2.GaussianBlur(fake.frame, (0, 0), 20.0, borderType=cv2.BORDER_REFLECT)
+    inner = (slice(40, h - 40), slice(40, w - 40))
+    assert np.abs(stretched[inner].astype(int) - reference[inner]).mean() < 2.0
 
 
 def test_model_failure_passes_video_through_and_says_why(fake, monkeypatch):
@@ -160,40 +169,83 @@ def test_add_and_remove_100_times_leaves_nothing_behind(fake):
     assert len(fake.textures) <= 1  # every alpha texture destroyed (one background slot at most)
 
 
-def test_script_finds_cramatte_or_says_what_to_install(tmp_path):
+def test_script_finds_cramatte_or_says_what_to_install(tmp_path, monkeypatch):
     import obspython
 
+    monkeypatch.setenv("HOME", str(tmp_path))
     script = importlib.import_module("cramatte_obs")
     assert script.find_cramatte("") is None  # importable here
     script.script_load({})
-    assert "Setup needed" not in script.script_description()
+    assert "Setup needed" not in script.script_description() and "Ready" in script.script_description()
     script.script_properties()
-    assert "python_env" in obspython.properties
-    portrait_matte.state["import_error"] = "cramatte is not installed for OBS's Python 3.11"
+    assert "python_env" in obspython.properties and "Ready" in obspython.texts["status"]
+    error = script.find_cramatte(str(tmp_path / "no-env"))
+    assert "not a Python environment" in error and "pip install /path/to/cramatte" in error
+    assert "pip install cramatte" not in error  # no index serves that name
+    portrait_matte.state["import_error"] = error
     assert "Setup needed" in script.script_description()
+    script.script_properties()
+    assert "Setup needed" in obspython.texts["status"]
     script.script_unload()
+
+
+def test_script_reads_an_editable_install_and_ignores_a_shadowing_folder(tmp_path, monkeypatch):
+    """A venv whose cramatte is an editable install (a .pth file), and a working directory holding a
+    folder named cramatte, as when OBS starts from the folder above the checkout."""
+    import subprocess
+
+    env = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    site_dir = next(env.glob("lib/python*/site-packages"))
+    (tmp_path / "pkg" / "cramatte_probe").mkdir(parents=True)
+    (tmp_path / "pkg" / "cramatte_probe" / "__init__.py").write_text("WHERE = 'editable'\n")
+    (site_dir / "probe.pth").write_text(str(tmp_path / "pkg") + "\n")
+    (tmp_path / "cwd" / "cramatte").mkdir(parents=True)  # an empty folder that would shadow the package
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setattr(sys, "path", ["", *sys.path])
+    monkeypatch.setenv("HOME", str(tmp_path))
+    sys.modules.pop("cramatte_obs", None)
+    script = importlib.import_module("cramatte_obs")
+    assert "" not in sys.path and str(tmp_path / "cwd") not in sys.path
+    assert script.find_cramatte(str(env)) is None
+    import cramatte_probe
+    assert cramatte_probe.WHERE == "editable"  # the .pth file was read
 
 
 def test_remote_control_never_shows_the_password(monkeypatch, capsys, caplog):
     import logging
+    from types import SimpleNamespace
 
     from cramatte.cli import main
 
     calls = []
+    sources = {"Cam": [{"filterName": "Portrait Matte (cramatte)", "filterKind": "cramatte_portrait_matte"},
+                       {"filterName": "Colour", "filterKind": "color_filter_v2"}], "Mic": []}
+
+    class RequestError(Exception):
+        code = 600
 
     class Client:
+        """obs-websocket as OBS answers: a GUI-added matte filter on Cam, no source named Nowhere."""
         def __init__(self, **kw):
             calls.append(("connect", kw))
             logging.getLogger("obsws_python").info("connecting with %s", kw)  # what obsws-python does
 
+        def get_source_filter_list(self, source):
+            if source not in sources:
+                raise RequestError("Request GetSourceFilterList returned code 600.")
+            return SimpleNamespace(filters=sources[source])
+
         def create_source_filter(self, *a):
             calls.append(("add", a))
+            sources[a[0]].append({"filterName": a[1], "filterKind": a[2]})
 
         def set_source_filter_settings(self, *a, **k):
             calls.append(("set", a))
 
         def remove_source_filter(self, *a):
             calls.append(("remove", a))
+            sources[a[0]][:] = [f for f in sources[a[0]] if f["filterName"] != a[1]]
 
     import obsws_python
     monkeypatch.setattr(obsws_python, "ReqClient", Client)
@@ -202,10 +254,32 @@ def test_remote_control_never_shows_the_password(monkeypatch, capsys, caplog):
         assert main(["-v", "obs", "add", "--source", "Cam", "--set", "preset=fast", "blur=20", "show_matte=true"]) == 0
         assert main(["obs", "set", "--source", "Cam", "--set", "background=blur"]) == 0
         assert main(["obs", "remove", "--source", "Cam"]) == 0
+        assert main(["obs", "add", "--source", "Mic"]) == 0
+        assert main(["obs", "add", "--source", "Mic", "--set", "preset=fast"]) == 0
     assert calls[0] == ("connect", {"host": "127.0.0.1", "port": 4455, "password": "hunter2-secret", "timeout": 10})
-    assert calls[1] == ("add", ("Cam", "Portrait Matte", "cramatte_portrait_matte",
-                                {"preset": "fast", "blur": 20, "show_matte": True}))
-    assert calls[3][0] == "set" and calls[5] == ("remove", ("Cam", "Portrait Matte"))
+    # the GUI-added filter is found by its kind: add updates it, set tunes it, remove removes it
+    assert calls[1] == ("set", ("Cam", "Portrait Matte (cramatte)", {"preset": "fast", "blur": 20, "show_matte": True}))
+    assert calls[3][0] == "set" and calls[5] == ("remove", ("Cam", "Portrait Matte (cramatte)"))
+    assert calls[7] == ("add", ("Mic", "Portrait Matte", "cramatte_portrait_matte", {}))
+    assert calls[9] == ("set", ("Mic", "Portrait Matte", {"preset": "fast"}))  # a second add: one filter, updated
+    assert [f["filterKind"] for f in sources["Mic"]] == ["cramatte_portrait_matte"]
     out = capsys.readouterr()
     assert "hunter2" not in out.out + out.err and "hunter2" not in caplog.text
+    assert main(["obs", "set", "--source", "Nowhere"]) == 2
+    assert capsys.readouterr().err.strip() == "cramatte: error: OBS has no source named 'Nowhere'"
+    assert main(["obs", "remove", "--source", "Cam"]) == 2
+    assert "has no Portrait Matte filter" in capsys.readouterr().err
+
+    def refuse(**kw):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    def wrong_password(**kw):
+        raise obsws_python.error.OBSSDKError("failed to identify client with the server, please check connection settings")
+
+    for factory, words in ((refuse, "connection refused"), (wrong_password, "refused the password")):
+        monkeypatch.setattr(obsws_python, "ReqClient", factory)
+        assert main(["obs", "add", "--source", "Cam"]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    monkeypatch.setattr(obsws_python, "ReqClient", Client)
     assert main(["obs", "add", "--source", "Cam", "--set", "nonsense"]) == 2

@@ -92,15 +92,25 @@ def test_settings_take_effect(obs_run):
     assert blur[..., 3].min() > 235  # the blurred background fills the frame
     corner = (slice(0, 48), slice(464, 512))
     assert np.abs(blur[corner][..., :3].astype(int) - original[corner]).mean() > 3  # ...and is blurred
+    # where the matte is background, the picture is a Gaussian blur of the frame (no grid, no ghosts)
+    transparent = cv2.imread(str(results / "transparent.png"), cv2.IMREAD_UNCHANGED)
+    reference = cv2.GaussianBlur(original, (0, 0), 30.0, borderType=cv2.BORDER_REFLECT)
+    background = transparent[..., 3] < 5
+    background[:40], background[-40:], background[:, :40], background[:, -40:] = False, False, False, False
+    assert background.sum() > 5000
+    assert np.abs(blur[..., :3][background].astype(int) - reference[background]).mean() < 3.0
     matte = cv2.imread(str(results / "show_matte.png"), cv2.IMREAD_UNCHANGED)
     transparent = cv2.imread(str(results / "transparent.png"), cv2.IMREAD_UNCHANGED)
     assert np.abs(matte[..., 1].astype(int) - transparent[..., 3]).mean() < 8  # grey view of the alpha
 
 
 def test_obs_kept_rendering_while_the_model_ran(obs_run):
+    """Skipped frames with the filter against the baseline of the same run, without it: a busy machine
+    skips in both, a filter that stalls OBS's render thread skips more."""
     _, data, _ = obs_run
-    assert data["render_frames"] > 60
-    assert data["render_skipped"] / data["render_frames"] < 0.05
+    assert data["render_frames"] > 60 and data["baseline_frames"] > 60
+    baseline = data["baseline_skipped"] / data["baseline_frames"]
+    assert data["render_skipped"] / data["render_frames"] <= baseline + 0.05
 
 
 def test_obs_quits_cleanly_with_the_worker_running(obs_run):

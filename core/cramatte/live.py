@@ -4,10 +4,21 @@ import os
 import threading
 import time
 
+import cv2
 import numpy as np
 
 from .edges import adjust_edges
 from .runtime import VideoMatter
+
+
+def blurred(frame: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of `frame` (sigma px), computed at a scale where sigma is about 2 px and returned
+    at that scale: blurred content has nothing finer to lose, and linear upsampling restores the size
+    without the grid a sparse blur kernel leaves."""
+    h, w = frame.shape[:2]
+    k = max(1.0, sigma / 2.0)
+    small = cv2.resize(frame, (max(1, round(w / k)), max(1, round(h / k))), interpolation=cv2.INTER_AREA)
+    return cv2.GaussianBlur(small, (0, 0), sigma / k, borderType=cv2.BORDER_REFLECT)
 
 
 class LiveMatter:
@@ -19,11 +30,14 @@ class LiveMatter:
     fails to load leaves `error` set and the host passes video through).
     channels: "rgba" or "bgra" order of submitted 4-channel uint8 frames.
     nice: raise the worker thread's niceness (Linux) so the host's render thread wins the CPU.
+    blur: when above 0, the worker also makes a Gaussian-blurred copy of each frame (sigma `blur` px),
+    small (`latest_background()`): a host's GPU stretches it back to the frame with linear filtering.
     """
 
     def __init__(self, make_matter, smoothing: float = 0.0, grow: float = 0.0, feather: float = 0.0,
-                 channels: str = "rgba", nice: int = 0):
-        self.nice = nice
+                 channels: str = "rgba", nice: int = 0, blur: float = 0.0):
+        self.nice, self.blur = nice, blur
+        self._background: np.ndarray | None = None
         self.smoothing, self.grow, self.feather, self.channels = smoothing, grow, feather, channels
         self.error: str | None = None
         self.frames_done = 0
@@ -52,6 +66,10 @@ class LiveMatter:
     def latest(self) -> tuple:
         """(alpha uint8 HxW or None, version): version grows by one per finished frame."""
         return self._alpha, self._version
+
+    def latest_background(self) -> tuple:
+        """(blurred RGBA uint8 frame, at most the frame's size, or None; version of the alpha it came with)."""
+        return self._background, self._version
 
     def reset(self) -> None:
         """Forget the temporal state (a new scene or a resized source)."""
@@ -92,6 +110,7 @@ class LiveMatter:
                 alpha = video(np.ascontiguousarray(rgb)).alpha
                 if self.grow or self.feather:
                     alpha = adjust_edges(alpha, self.grow, self.feather)
+                self._background = blurred(frame, self.blur) if self.blur > 0 else None
                 self._alpha = (alpha * 255 + 0.5).astype(np.uint8)
                 self._version += 1
                 self.frames_done += 1

@@ -83,16 +83,9 @@ class FakeLibobs:
     def gs_effect_set_int(self, param, v):
         self._set(param, v)
 
-    def gs_effect_set_float(self, param, v):
-        self._set(param, v)
-
     def gs_effect_set_vec4(self, param, v):
         o = v._obj
         self._set(param, (o.x, o.y, o.z, o.w))
-
-    def gs_effect_set_vec2(self, param, v):
-        o = v._obj
-        self._set(param, (o.x, o.y))
 
     def gs_texrender_create(self, fmt, zs):
         return self._new()
@@ -128,8 +121,10 @@ class FakeLibobs:
 
     def gs_texture_set_image(self, tex, address, linesize, flip):
         w, h = self.textures[tex]["size"]
+        channels = 4 if self.textures[tex]["format"] == 3 else 1  # GS_RGBA or GS_R8
         buf = (ctypes.c_uint8 * (h * linesize)).from_address(address)
-        self.textures[tex]["pixels"] = np.ctypeslib.as_array(buf).reshape(h, linesize)[:, :w].copy()
+        rows = np.ctypeslib.as_array(buf).reshape(h, linesize)[:, :w * channels].copy()
+        self.textures[tex]["pixels"] = rows.reshape(h, w, channels) if channels > 1 else rows
 
     # settings and properties
     def obs_data_get_string(self, d, k):

@@ -1,5 +1,6 @@
 """A stand-in for OBS's `obspython` with the calls cramatte_obs.py makes."""
 OBS_PATH_DIRECTORY = 2
+OBS_TEXT_INFO = 3
 settings: dict = {}
 properties: list = []
 
@@ -15,3 +16,11 @@ def obs_properties_create():
 
 def obs_properties_add_path(props, name, desc, kind, flt, default):
     props.append(name)
+
+
+def obs_properties_add_text(props, name, desc, kind):
+    props.append(name)
+    texts[name] = desc
+
+
+texts: dict = {}

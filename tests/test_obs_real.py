@@ -55,13 +55,26 @@ def write_config(home: Path, env: Path) -> None:
     (cfg / "basic" / "scenes" / "Untitled.json").write_text(json.dumps(scene))
 
 
-@pytest.fixture(scope="module")
-def obs_run(tmp_path_factory):
+def readme_install(env: Path) -> Path:
+    """The README's regular install: a venv of OBS's Python version and `pip install /path/to/cramatte`."""
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+    subprocess.run([str(env / "bin" / "pip"), "install", "-q", str(ROOT)], check=True, timeout=900)
+    return env
+
+
+@pytest.fixture(scope="module", params=["editable", "regular"])
+def obs_run(request, tmp_path_factory):
+    """OBS started from a folder that holds a folder named cramatte (as the folder above a checkout
+    does), with cramatte in the test's own environment (an editable install, as CI makes it) or in a
+    venv made by the README's regular install."""
     home = tmp_path_factory.mktemp("obs_home")
     results = tmp_path_factory.mktemp("obs_results")
-    write_config(home, Path(sys.prefix))
+    env = Path(sys.prefix) if request.param == "editable" else readme_install(tmp_path_factory.mktemp("env") / "env")
+    write_config(home, env)
+    start = tmp_path_factory.mktemp("start")
+    (start / "cramatte").mkdir()
     cmd = ["unshare", "-n", str(E2E / "start_obs.sh"), str(home), sys.executable, str(E2E / "client.py"), str(results)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=start)
     log = (results / "obs.log").read_text(errors="replace") if (results / "obs.log").exists() else ""
     data = json.loads((results / "results.json").read_text()) if (results / "results.json").exists() else {}
     assert data.get("ok"), f"OBS run failed: {data} rc={proc.returncode}\n{proc.stderr[-2000:]}\n{log[-4000:]}"

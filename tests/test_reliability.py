@@ -198,10 +198,9 @@ def _model_files(tmp_path: Path, rng) -> list:
     return files
 
 
-def _malformed_images(folder: Path, rng, count: int) -> list:
+def _malformed_images(folder: Path, rng, count: int) -> None:
     good_png = cv2.imencode(".png", cv2.resize(cv2.imread(str(SAMPLE)), (64, 48)))[1].tobytes()
     good_jpg = cv2.imencode(".jpg", cv2.resize(cv2.imread(str(SAMPLE)), (64, 48)))[1].tobytes()
-    made = []
     for i in range(count):
         kind = i % 6
         ext, data = (".png", good_png) if i % 2 else (".jpg", good_jpg)
@@ -220,17 +219,14 @@ def _malformed_images(folder: Path, rng, count: int) -> list:
             data = b""
         else:
             data = cv2.imencode(".png", np.zeros((20, 20, 2), np.uint8)[..., :1])[1].tobytes() if i % 2 else data[:12]
-        path = folder / f"m{i:03d}{ext}"
-        path.write_bytes(data)
-        made.append(path)
-    return made
+        (folder / f"m{i:03d}{ext}").write_bytes(data)
 
 
 def test_fuzz_images_settings_and_models(tmp_path, capsys):
     rng = np.random.default_rng(1234)
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
-    malformed = _malformed_images(folder, rng, 240)
+    _malformed_images(folder, rng, 240)
     for i in range(3):
         small(folder / f"ok{i}.png", shift=i)
     (folder / "v0.mp4").write_bytes(rng.integers(0, 255, 5000, dtype=np.uint8).tobytes())

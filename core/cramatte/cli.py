@@ -182,12 +182,17 @@ def cmd_matte(args) -> int:
             logging.getLogger("cramatte").debug("details", exc_info=True)
     if skipped:
         print(f"{skipped} of {len(plan)} inputs were done already (--overwrite redoes them)")
-    if failures:
-        print(f"cramatte: {len(failures)} of {len(plan)} inputs failed:", file=sys.stderr)
-        for line in failures:
-            print(f"  {line}", file=sys.stderr)
-        return 2
-    return 0
+    return report_failures(failures, f"cramatte: {len(failures)} of {len(plan)} inputs failed:")
+
+
+def report_failures(failures: list, heading: str) -> int:
+    """Print the heading and each failure to stderr; the exit code: 2 if anything failed, else 0."""
+    if not failures:
+        return 0
+    print(heading, file=sys.stderr)
+    for line in failures:
+        print(f"  {line}", file=sys.stderr)
+    return 2
 
 
 def _naming(path: Path, e: BaseException) -> str:

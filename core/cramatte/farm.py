@@ -12,7 +12,6 @@ worker that dies and reruns its chunk; a rerun of the command skips finished sho
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections import deque
@@ -231,7 +230,7 @@ def run_farm(inputs: list, args, ray=None) -> int:
     """The `cramatte farm` command after argument parsing; returns the exit code."""
     from tqdm import tqdm
 
-    from .cli import _naming, _plan
+    from .cli import _naming, _plan, report_failures
 
     if ray is None:
         try:
@@ -259,12 +258,7 @@ def run_farm(inputs: list, args, ray=None) -> int:
     print(f"{'shot':40} {'frames':>7} {'matted':>7} {'seconds':>8}  failures")
     for path, shot in shots.items():
         print(f"{Path(path).name[-40:]:40} {shot.frames:7d} {shot.done:7d} {shot.seconds:8.1f}  {len(shot.failures)}")
-    if failures:
-        print(f"cramatte farm: {len(failures)} failures:", file=sys.stderr)
-        for line in failures:
-            print(f"  {line}", file=sys.stderr)
-        return 2
-    return 0
+    return report_failures(failures, f"cramatte farm: {len(failures)} failures:")
 
 
 def _run_chunks(ray, chunks, shots, dests, args, total, finished, tqdm) -> None:

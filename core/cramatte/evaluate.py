@@ -22,7 +22,9 @@ def _tile(images, height: int = 160) -> np.ndarray:
 
 
 def contact_sheet(rows: list, path, width: int = 4 * 240) -> None:
-    """rows of images (input RGB, truth, prediction, |error|, ...) float [0, 1] -> one PNG."""
+    """rows of images (input RGB, truth, prediction, |error|, ...) float [0, 1] -> one PNG (none for no rows)."""
+    if not rows:
+        return
     tiles = [_tile(r) for r in rows]
     tiles = [cv2.resize(t, (width, int(t.shape[0] * width / t.shape[1]))) for t in tiles]
     sheet = (np.clip(np.concatenate(tiles, 0), 0, 1) * 255).astype(np.uint8)

@@ -15,7 +15,6 @@ EFFECT_DEFAULT = 0
 GS_ZS_NONE = 0
 GS_CLEAR_COLOR = 1
 GS_DYNAMIC = 1 << 1
-ALLOW_DIRECT_RENDERING = 1
 COMBO_TYPE_LIST, COMBO_FORMAT_STRING = 2, 3
 PATH_FILE = 0
 TEXT_INFO = 3
@@ -51,8 +50,6 @@ SIGNATURES = {
     "obs_filter_get_target": (p, [p]), "obs_filter_get_parent": (p, [p]),
     "obs_source_get_base_width": (c_uint32, [p]), "obs_source_get_base_height": (c_uint32, [p]),
     "obs_source_skip_video_filter": (None, [p]), "obs_source_get_output_flags": (c_uint32, [p]), "obs_source_video_render": (None, [p]),
-    "obs_source_process_filter_begin": (c_bool, [p, c_int, c_int]),
-    "obs_source_process_filter_end": (None, [p, p, c_uint32, c_uint32]),
     "obs_get_base_effect": (p, [c_int]), "gs_effect_get_technique": (p, [p, c_char_p]),
     "gs_technique_begin": (c_size_t, [p]), "gs_technique_begin_pass": (c_bool, [p, c_size_t]),
     "gs_technique_end_pass": (None, [p]), "gs_technique_end": (None, [p]),
@@ -71,6 +68,7 @@ SIGNATURES = {
     "gs_effect_create": (p, [c_char_p, c_char_p, POINTER(c_char_p)]), "gs_effect_destroy": (None, [p]),
     "gs_effect_get_param_by_name": (p, [p, c_char_p]), "gs_effect_set_texture": (None, [p, p]),
     "gs_effect_set_int": (None, [p, c_int]), "gs_effect_set_vec4": (None, [p, POINTER(Vec4)]),
+    "gs_effect_loop": (c_bool, [p, c_char_p]), "gs_draw_sprite": (None, [p, c_uint32, c_uint32, c_uint32]),
     "obs_properties_create": (p, []),
     "obs_properties_add_list": (p, [p, c_char_p, c_char_p, c_int, c_int]),
     "obs_property_list_add_string": (c_size_t, [p, c_char_p, c_char_p]),

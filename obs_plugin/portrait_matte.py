@@ -1,9 +1,12 @@
 """The Portrait Matte video filter: libobs callbacks, settings, and the render path.
 
-video_render never waits for the model: it stages a frame for the cramatte worker only when the
-worker is idle (and every N frames), uploads the newest finished alpha into an R8 texture, and
-draws the source through matte.effect. Until an alpha exists, or when cramatte is missing or the
-model failed to load, the source passes through unchanged.
+video_render never waits for the model. Each frame of the source is kept for a few frames in a ring
+of GPU textures; a frame is staged for the cramatte worker whenever none waits for it (and every N
+frames), and read back a frame later. By default each output frame is a ring frame drawn with the
+matte computed from that same frame, so the video is delayed by the matte's latency and the matte
+never trails the picture ("Lowest latency" draws the newest frame with the newest matte instead).
+Until a matte exists, or when cramatte is missing or the model failed to load, the source passes
+through unchanged.
 """
 import ctypes
 import os
@@ -14,6 +17,7 @@ import libobs as L
 ID = b"cramatte_portrait_matte"
 NAME = ctypes.create_string_buffer(b"Portrait Matte (cramatte)")
 PRESETS = {"fast": "fast", "balanced": "realtime", "quality": "quality"}  # preset -> cramatte configuration
+RING = 8  # source frames kept on the GPU: the video can wait this many frames for its mattes
 BACKGROUNDS = ["transparent", "colour", "blur", "image"]
 DEVICE_LABELS = {"cpu": "CPU", "cuda": "CUDA", "tensorrt": "TensorRT", "directml": "DirectML", "coreml": "CoreML"}
 EFFECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matte.effect")
@@ -38,7 +42,8 @@ def read_settings(settings) -> dict:
             "background": s("background") or "transparent",
             "blur": float(lib.obs_data_get_double(settings, b"blur")),
             "colour": int(lib.obs_data_get_int(settings, b"colour")),
-            "image": s("image"), "show_matte": bool(lib.obs_data_get_bool(settings, b"show_matte"))}
+            "image": s("image"), "show_matte": bool(lib.obs_data_get_bool(settings, b"show_matte")),
+            "sync": s("sync") or "frame"}
 
 
 def defaults(settings) -> None:
@@ -53,6 +58,7 @@ def defaults(settings) -> None:
     lib.obs_data_set_default_double(settings, b"blur", 12.0)
     lib.obs_data_set_default_int(settings, b"colour", 0xFF00FF00)
     lib.obs_data_set_default_bool(settings, b"show_matte", False)
+    lib.obs_data_set_default_string(settings, b"sync", b"frame")
 
 
 def properties(filt) -> int:
@@ -80,6 +86,14 @@ def properties(filt) -> int:
     lib.obs_properties_add_path(props, b"image", b"Background image", L.PATH_FILE,
                                 b"Images (*.png *.jpg *.jpeg *.bmp)", None)
     lib.obs_properties_add_bool(props, b"show_matte", b"Show matte")
+    slist = lib.obs_properties_add_list(props, b"sync", b"Timing", L.COMBO_TYPE_LIST, L.COMBO_FORMAT_STRING)
+    lib.obs_property_list_add_string(slist, b"Each frame with its own matte (video delayed)", b"frame")
+    lib.obs_property_list_add_string(slist, b"Lowest latency (matte may trail motion)", b"latency")
+    if filt is not None and filt.settings.get("sync") == "frame":
+        delay = f"{filt.delay} frames ({filt.delay_ms:.0f} ms)" if filt.delay_ms else "not measured yet"
+        lib.obs_properties_add_text(props, b"delay", f"Video delay: {delay}. Set the audio sync offset of "
+                                    f"this source's audio to match (Audio Mixer > Advanced Audio Properties)."
+                                    .encode(), L.TEXT_INFO)
     return props
 
 
@@ -98,13 +112,18 @@ class PortraitMatte:
         self.source, self.settings = source, {}
         self.live = None
         self.error = state["import_error"]
-        self.texrender = self.stage = self.alpha_tex = self.bg_tex = self.blur_tex = self.effect = None
+        self.alpha_tex = self.bg_tex = self.blur_tex = self.effect = None
+        self.stages: list = []  # two staging surfaces: one read back while the next frame is staged
+        self.staged = None  # (stage index, frame number) staged on the previous frame
+        self.ring: list = []  # the last RING frames of the source, as textures, and their frame numbers
+        self.ring_ids = [-1] * RING
+        self.arrivals: list = []  # frames between a frame's render and its matte's arrival
+        self.delay, self.delay_ms, self.seen_version, self.frame_times = 0, 0.0, -1, []
         self.blur_size, self.blur_version = (0, 0), -1
         self.params = {}
         self.size = (0, 0)
         self.alpha_version = -1
         self.frame = 0
-        self.staged = False
         self.render_ms: list = []
 
     # --- settings -------------------------------------------------------------------------------
@@ -168,15 +187,17 @@ class PortraitMatte:
                 log(L.LOG_ERROR, self.error)
                 return False
             self.params = {n: lib.gs_effect_get_param_by_name(self.effect, n.encode())
-                           for n in ("matte", "background", "bg_color", "mode")}
-            self.texrender = lib.gs_texrender_create(L.GS_RGBA, L.GS_ZS_NONE)
+                           for n in ("image", "matte", "background", "bg_color", "mode")}
+            self.ring = [lib.gs_texrender_create(L.GS_RGBA, L.GS_ZS_NONE) for _ in range(RING)]
         if self.size != (w, h):
-            for tex, destroy in ((self.stage, lib.gs_stagesurface_destroy), (self.alpha_tex, lib.gs_texture_destroy)):
+            for tex, destroy in [(t, lib.gs_stagesurface_destroy) for t in self.stages] + [
+                    (self.alpha_tex, lib.gs_texture_destroy)]:
                 if tex:
                     destroy(tex)
-            self.stage = lib.gs_stagesurface_create(w, h, L.GS_RGBA)
+            self.stages = [lib.gs_stagesurface_create(w, h, L.GS_RGBA) for _ in range(2)]
             self.alpha_tex = lib.gs_texture_create(w, h, L.GS_R8, 1, None, L.GS_DYNAMIC)
-            self.size, self.alpha_version, self.staged = (w, h), -1, False
+            self.size, self.alpha_version, self.staged = (w, h), -1, None
+            self.ring_ids, self.arrivals = [-1] * RING, []
             if self.live is not None:
                 self.live.reset()
         bg = getattr(self, "_bg_pixels", None)
@@ -188,11 +209,11 @@ class PortraitMatte:
             self._bg_pixels = None
         return True
 
-    def _grab(self, target, w: int, h: int) -> None:
-        """Render the target into a texture and stage it for reading back on the next frame."""
-        lib.gs_texrender_reset(self.texrender)
-        if not lib.gs_texrender_begin(self.texrender, w, h):
-            return
+    def _grab(self, target, texrender, w: int, h: int) -> bool:
+        """Render the target (the source below this filter) into `texrender`."""
+        lib.gs_texrender_reset(texrender)
+        if not lib.gs_texrender_begin(texrender, w, h):
+            return False
         clear = L.Vec4(0, 0, 0, 0)
         lib.gs_clear(L.GS_CLEAR_COLOR, ctypes.byref(clear), 0.0, 0)
         lib.gs_ortho(0.0, float(w), 0.0, float(h), -100.0, 100.0)
@@ -210,23 +231,23 @@ class PortraitMatte:
         else:
             lib.obs_source_video_render(target)
         lib.gs_blend_state_pop()
-        lib.gs_texrender_end(self.texrender)
-        lib.gs_stage_texture(self.stage, lib.gs_texrender_get_texture(self.texrender))
-        self.staged = True
+        lib.gs_texrender_end(texrender)
+        return True
 
     def _read_back(self, w: int, h: int) -> None:
         """Map the surface staged on an earlier frame (no stall waiting for the GPU) and submit it."""
         import numpy as np
 
-        self.staged = False
+        (index, tag), self.staged = self.staged, None
+        stage = self.stages[index]
         data, linesize = ctypes.POINTER(ctypes.c_uint8)(), ctypes.c_uint32()
-        if lib.gs_stagesurface_map(self.stage, ctypes.byref(data), ctypes.byref(linesize)):
+        if lib.gs_stagesurface_map(stage, ctypes.byref(data), ctypes.byref(linesize)):
             try:
                 buf = np.ctypeslib.as_array(data, shape=(h * linesize.value,))
                 frame = buf.reshape(h, linesize.value)[:, :w * 4].reshape(h, w, 4).copy()
             finally:
-                lib.gs_stagesurface_unmap(self.stage)
-            self.live.submit(frame)
+                lib.gs_stagesurface_unmap(stage)
+            self.live.submit(frame, tag)
 
     def render(self) -> None:
         start = time.perf_counter()
@@ -241,6 +262,11 @@ class PortraitMatte:
                 self.render_ms.clear()
 
     def _render(self) -> None:
+        """Every frame goes into the ring; one at a time is staged for the worker (read back a frame
+        later, so the render thread never waits for the GPU). In "frame" timing the filter shows the
+        ring frame `delay` frames back with the matte made from it (or, for a frame that got none, the
+        nearest earlier one); `delay` is the longest recent wait for a matte. In "latency" timing it
+        shows the newest frame with the newest matte."""
         target = lib.obs_filter_get_target(self.source)
         w, h = lib.obs_source_get_base_width(target), lib.obs_source_get_base_height(target)
         live = self.live
@@ -249,19 +275,47 @@ class PortraitMatte:
             lib.obs_source_skip_video_filter(self.source)
             return
         self.frame += 1
-        if self.staged:
-            self._read_back(w, h)
-        elif live.idle and self.frame % self.settings["every"] == 0:
-            self._grab(target, w, h)
-        alpha, version = live.latest()
-        if alpha is None or alpha.shape != (h, w):
+        fid, slot = self.frame, self.frame % RING
+        if not self._grab(target, self.ring[slot], w, h):
             lib.obs_source_skip_video_filter(self.source)
             return
+        self.ring_ids[slot] = fid
+        self.frame_times = (self.frame_times + [time.perf_counter()])[-31:]
+        index = 0
+        if self.staged is not None:
+            index = 1 - self.staged[0]
+            self._read_back(w, h)
+        if not live.waiting and fid % self.settings["every"] == 0:
+            lib.gs_stage_texture(self.stages[index], lib.gs_texrender_get_texture(self.ring[slot]))
+            self.staged = (index, fid)
+        mattes = live.mattes()
+        if not mattes or mattes[-1][1].shape != (h, w):
+            lib.obs_source_skip_video_filter(self.source)
+            return
+        show, (_, alpha, version) = self._choose(fid, mattes)
         if version != self.alpha_version:
             lib.gs_texture_set_image(self.alpha_tex, alpha.ctypes.data, w, False)
             self.alpha_version = version
-        if not lib.obs_source_process_filter_begin(self.source, L.GS_RGBA, L.ALLOW_DIRECT_RENDERING):
-            return
+        self._draw(lib.gs_texrender_get_texture(self.ring[show % RING]), live, w, h)
+
+    def _choose(self, fid: int, mattes: list) -> tuple:
+        """(frame number to show, its matte entry) for this render."""
+        newest = mattes[-1]
+        if newest[2] != self.seen_version:
+            self.seen_version = newest[2]
+            self.arrivals = (self.arrivals + [fid - newest[0]])[-30:]
+            self.delay = min(RING - 1, max(self.arrivals))
+            span = self.frame_times[-1] - self.frame_times[0] if len(self.frame_times) > 1 else 0.0
+            self.delay_ms = self.delay * span / max(1, len(self.frame_times) - 1)
+        if self.settings["sync"] != "frame":
+            return fid, newest
+        show = fid - self.delay
+        if self.ring_ids[show % RING] != show:  # not rendered (yet): the newest frame then
+            show = fid
+        earlier = [m for m in mattes if m[0] <= show]
+        return show, (earlier[-1] if earlier else mattes[0])
+
+    def _draw(self, image, live, w: int, h: int) -> None:
         s = self.settings
         mode = 4 if s["show_matte"] else BACKGROUNDS.index(s["background"]) if s["background"] in BACKGROUNDS else 0
         if mode == 3 and not self.bg_tex or mode == 2 and not self._upload_blur(live):
@@ -269,11 +323,13 @@ class PortraitMatte:
         c = s["colour"]
         colour = L.Vec4((c & 0xFF) / 255, ((c >> 8) & 0xFF) / 255, ((c >> 16) & 0xFF) / 255, ((c >> 24) & 0xFF) / 255)
         background = self.blur_tex if mode == 2 else self.bg_tex
+        lib.gs_effect_set_texture(self.params["image"], image)
         lib.gs_effect_set_texture(self.params["matte"], self.alpha_tex)
         lib.gs_effect_set_texture(self.params["background"], background or self.alpha_tex)
         lib.gs_effect_set_vec4(self.params["bg_color"], ctypes.byref(colour))
         lib.gs_effect_set_int(self.params["mode"], mode)
-        lib.obs_source_process_filter_end(self.source, self.effect, 0, 0)
+        while lib.gs_effect_loop(self.effect, b"Draw"):
+            lib.gs_draw_sprite(image, 0, w, h)
 
     def _upload_blur(self, live) -> bool:
         """Upload the worker's newest blurred frame (small: the shader's linear sampling stretches it)."""
@@ -299,10 +355,10 @@ class PortraitMatte:
             self.live = None
         lib.obs_enter_graphics()
         try:
-            for tex, fn in ((self.stage, lib.gs_stagesurface_destroy), (self.alpha_tex, lib.gs_texture_destroy),
-                            (self.bg_tex, lib.gs_texture_destroy), (self.blur_tex, lib.gs_texture_destroy),
-                            (self.texrender, lib.gs_texrender_destroy),
-                            (self.effect, lib.gs_effect_destroy)):
+            owned = [(t, lib.gs_stagesurface_destroy) for t in self.stages]
+            owned += [(t, lib.gs_texture_destroy) for t in (self.alpha_tex, self.bg_tex, self.blur_tex)]
+            owned += [(t, lib.gs_texrender_destroy) for t in self.ring] + [(self.effect, lib.gs_effect_destroy)]
+            for tex, fn in owned:
                 if tex:
                     fn(tex)
         finally:

@@ -95,7 +95,7 @@ def test_render_never_waits_for_the_model(fake, monkeypatch):
     for _ in range(50):  # the model is stuck: every frame passes through, none waits
         portrait_matte._info.video_render(key, None)
     assert fake.skips == 50 and fake.filter_ends == 0
-    assert fake.grabs == 1  # one frame handed to the busy worker, no more
+    assert fake.stagings <= 2  # a frame for the busy worker and one waiting for it, no more read-backs
     release.set()
     assert render_until(fake, key, lambda: fake.filter_ends > 0)
 

@@ -44,7 +44,8 @@ class LiveMatter:
         self.last_ms = 0.0
         self._make = make_matter
         self._cond = threading.Condition()
-        self._pending: np.ndarray | None = None
+        self._pending: tuple | None = None  # (frame, tag)
+        self._mattes: list = []  # the newest few (tag, alpha, version), oldest first
         self._alpha: np.ndarray | None = None
         self._version = 0
         self._stop = False
@@ -53,15 +54,27 @@ class LiveMatter:
         self._thread = threading.Thread(target=self._run, name="cramatte-live", daemon=True)
         self._thread.start()
 
+    KEEP = 16  # mattes kept for `mattes()`
+
     @property
     def idle(self) -> bool:
         """True when the worker would start on a submitted frame at once."""
         return not self._busy and self._pending is None
 
-    def submit(self, frame: np.ndarray) -> None:
+    @property
+    def waiting(self) -> bool:
+        """True when a submitted frame waits for the worker (a newer one would replace it)."""
+        return self._pending is not None
+
+    def submit(self, frame: np.ndarray, tag=None) -> None:
+        """Hand over a frame; `tag` (e.g. the host's frame number) comes back with its matte."""
         with self._cond:
-            self._pending = frame
+            self._pending = (frame, tag)
             self._cond.notify()
+
+    def mattes(self) -> list:
+        """The newest mattes as (tag, alpha uint8 HxW, version), oldest first."""
+        return list(self._mattes)
 
     def latest(self) -> tuple:
         """(alpha uint8 HxW or None, version): version grows by one per finished frame."""
@@ -75,6 +88,7 @@ class LiveMatter:
         """Forget the temporal state (a new scene or a resized source)."""
         with self._cond:
             self._alpha = None
+            self._mattes = []
             if self._video is not None:
                 self._video.reset()
 
@@ -101,7 +115,7 @@ class LiveMatter:
                     self._cond.wait()
                 if self._stop:
                     return
-                frame, self._pending = self._pending, None
+                (frame, tag), self._pending = self._pending, None
                 self._busy = True
             try:
                 start = time.perf_counter()
@@ -113,6 +127,7 @@ class LiveMatter:
                 self._background = blurred(frame, self.blur) if self.blur > 0 else None
                 self._alpha = (alpha * 255 + 0.5).astype(np.uint8)
                 self._version += 1
+                self._mattes = (self._mattes + [(tag, self._alpha, self._version)])[-self.KEEP:]
                 self.frames_done += 1
                 self.last_ms = (time.perf_counter() - start) * 1e3
                 self.error = None

@@ -15,7 +15,9 @@ class FakeLibobs:
         self.data: dict = {}
         self.params: dict = {}
         self.textures: dict = {}
-        self.filter_ends = 0
+        self.filter_ends = 0  # frames drawn by the filter (with its effect)
+        self.stagings = 0
+        self._looping = False
         self.skips = 0
         self.grabs = 0
         self.logs: list = []
@@ -60,12 +62,6 @@ class FakeLibobs:
     def obs_source_video_render(self, target):
         self.grabs += 1
 
-    def obs_source_process_filter_begin(self, source, fmt, direct):
-        return True
-
-    def obs_source_process_filter_end(self, source, effect, w, h):
-        self.filter_ends += 1
-
     # graphics
     def gs_effect_create(self, text, filename, err):
         assert b"technique Draw" in text
@@ -76,6 +72,16 @@ class FakeLibobs:
 
     def _set(self, param, value):
         self.params[param] = value
+
+    def gs_effect_loop(self, effect, technique):
+        self._looping = not self._looping  # one pass, as the Draw technique has
+        return self._looping
+
+    def gs_draw_sprite(self, tex, flip, w, h):
+        self.filter_ends += 1
+
+    def gs_stage_texture(self, stage, tex):
+        self.stagings += 1
 
     def gs_effect_set_texture(self, param, tex):
         self._set(param, tex)

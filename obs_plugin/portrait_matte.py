@@ -17,7 +17,7 @@ import libobs as L
 ID = b"cramatte_portrait_matte"
 NAME = ctypes.create_string_buffer(b"Portrait Matte (cramatte)")
 PRESETS = {"fast": "fast", "balanced": "realtime", "quality": "quality"}  # preset -> cramatte configuration
-RING = 8  # source frames kept on the GPU: the video can wait this many frames for its mattes
+RING = 16  # source frames kept on the GPU: the video can wait this many frames for its mattes
 BACKGROUNDS = ["transparent", "colour", "blur", "image"]
 DEVICE_LABELS = {"cpu": "CPU", "cuda": "CUDA", "tensorrt": "TensorRT", "directml": "DirectML", "coreml": "CoreML"}
 EFFECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matte.effect")
@@ -258,6 +258,8 @@ class PortraitMatte:
             if len(self.render_ms) >= 100:
                 ms = sorted(self.render_ms)
                 latency = f", matte {self.live.last_ms:.0f} ms" if self.live else ""
+                if self.settings.get("sync") == "frame":
+                    latency += f", video delay {self.delay} frames ({self.delay_ms:.0f} ms)"
                 log(L.LOG_INFO, f"render thread: median {ms[50]:.2f} ms, max {ms[-1]:.2f} ms per frame{latency}")
                 self.render_ms.clear()
 
@@ -281,11 +283,11 @@ class PortraitMatte:
             return
         self.ring_ids[slot] = fid
         self.frame_times = (self.frame_times + [time.perf_counter()])[-31:]
-        index = 0
+        index, behind = 0, live.waiting  # a frame from before this one still waits: the worker is behind
         if self.staged is not None:
             index = 1 - self.staged[0]
             self._read_back(w, h)
-        if not live.waiting and fid % self.settings["every"] == 0:
+        if not behind and fid % self.settings["every"] == 0:
             lib.gs_stage_texture(self.stages[index], lib.gs_texrender_get_texture(self.ring[slot]))
             self.staged = (index, fid)
         mattes = live.mattes()
@@ -310,9 +312,18 @@ class PortraitMatte:
         if self.settings["sync"] != "frame":
             return fid, newest
         show = fid - self.delay
-        if self.ring_ids[show % RING] != show:  # not rendered (yet): the newest frame then
+        kept = [m for m in mattes if m[0] is not None and self.ring_ids[m[0] % RING] == m[0]]
+        if self.settings["every"] == 1:
+            # the newest frame up to `show` that has its own matte: when the worker falls behind a frame
+            # is shown twice rather than with another frame's matte
+            own = [m for m in kept if m[0] <= show] or kept
+            if own:
+                return own[-1][0], own[-1]
+            return fid, newest
+        # every N frames: the frames between mattes hold the nearest earlier matte
+        if self.ring_ids[show % RING] != show:
             show = fid
-        earlier = [m for m in mattes if m[0] <= show]
+        earlier = [m for m in mattes if m[0] is not None and m[0] <= show]
         return show, (earlier[-1] if earlier else mattes[0])
 
     def _draw(self, image, live, w: int, h: int) -> None:

@@ -17,6 +17,9 @@ import pytest
 from cramatte import Matter
 from conftest import SAMPLE
 
+sys.path.insert(0, str(Path(__file__).parent / "obs_e2e"))
+import motion  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 E2E = Path(__file__).parent / "obs_e2e"
 MISSING = [tool for tool in ("obs", "Xvfb", "unshare", "ip") if shutil.which(tool) is None]
@@ -26,7 +29,7 @@ if MISSING:
     pytest.skip(f"needs {', '.join(MISSING)}", allow_module_level=True)
 
 
-def write_config(home: Path, env: Path) -> None:
+def write_config(home: Path, env: Path, clip: Path) -> None:
     cfg = home / ".config" / "obs-studio"
     (cfg / "basic" / "profiles" / "Untitled").mkdir(parents=True)
     (cfg / "basic" / "scenes").mkdir(parents=True)
@@ -43,8 +46,15 @@ def write_config(home: Path, env: Path) -> None:
         "sources": [
             {"id": "image_source", "versioned_id": "image_source", "name": "Portrait", "enabled": True,
              "settings": {"file": str(SAMPLE)}, "flags": 0, "mixers": 0, "filters": []},
+            {"id": "ffmpeg_source", "versioned_id": "ffmpeg_source", "name": "Clip", "enabled": True,
+             "settings": {"local_file": str(clip), "looping": True, "is_local_file": True}, "flags": 0,
+             "mixers": 0, "filters": []},
             {"id": "scene", "versioned_id": "scene", "name": "Scene", "enabled": True, "flags": 0, "mixers": 0,
-             "settings": {"id_counter": 1, "custom_size": False, "items": [
+             "settings": {"id_counter": 2, "custom_size": False, "items": [
+                 {"name": "Clip", "id": 2, "visible": True, "locked": False, "rot": 0.0,
+                  "pos": {"x": 0.0, "y": 0.0}, "scale": {"x": 1.0, "y": 1.0}, "align": 5,
+                  "bounds_type": 0, "bounds_align": 0, "bounds": {"x": 0.0, "y": 0.0}, "crop_left": 0,
+                  "crop_top": 0, "crop_right": 0, "crop_bottom": 0},
                  {"name": "Portrait", "id": 1, "visible": True, "locked": False, "rot": 0.0,
                   "pos": {"x": 0.0, "y": 0.0}, "scale": {"x": 1.0, "y": 1.0}, "align": 5,
                   "bounds_type": 0, "bounds_align": 0, "bounds": {"x": 0.0, "y": 0.0}, "crop_left": 0,
@@ -70,7 +80,9 @@ def obs_run(request, tmp_path_factory):
     home = tmp_path_factory.mktemp("obs_home")
     results = tmp_path_factory.mktemp("obs_results")
     env = Path(sys.prefix) if request.param == "editable" else readme_install(tmp_path_factory.mktemp("env") / "env")
-    write_config(home, env)
+    clip = results / "motion.mkv"
+    motion.write_clip(clip, cv2.imread(str(SAMPLE))[..., ::-1].copy())
+    write_config(home, env, clip)
     start = tmp_path_factory.mktemp("start")
     (start / "cramatte").mkdir()
     cmd = ["unshare", "-n", str(E2E / "start_obs.sh"), str(home), sys.executable, str(E2E / "client.py"), str(results)]
@@ -124,6 +136,33 @@ def test_obs_kept_rendering_while_the_model_ran(obs_run):
     assert data["render_frames"] > 60 and data["baseline_frames"] > 60
     baseline = data["baseline_skipped"] / data["baseline_frames"]
     assert data["render_skipped"] / data["render_frames"] <= baseline + 0.05
+
+
+def _motion_scores(results: Path, timing: str) -> list:
+    """(frame shown, IoU of the screenshot's alpha with that frame's true alpha) per screenshot."""
+    _, alpha = motion.cutout(cv2.imread(str(SAMPLE))[..., ::-1].copy())
+    scores = []
+    for path in sorted(results.glob(f"motion_{timing}_*.png")):
+        shot = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        n = motion.decode(shot[..., 2::-1])
+        if n is None:
+            continue
+        a, b = shot[..., 3] > 127, motion.truth(n, alpha) > 0.5
+        scores.append((n, float((a & b).sum() / (a | b).sum())))
+    return scores
+
+
+def test_moving_subject_has_the_matte_of_the_frame_shown(obs_run):
+    """A subject crossing the picture at 5 px a frame, played by a media source: by default every
+    screenshot's alpha matches the true alpha of the very frame it shows; with the lowest-latency
+    timing (the old render path) the matte trails the subject."""
+    results, data, _ = obs_run
+    frame = _motion_scores(results, "frame")
+    assert len(frame) >= 8 and len({n for n, _ in frame}) >= 4, frame  # moving, and read back
+    assert min(iou for _, iou in frame) >= 0.95, frame
+    latency = _motion_scores(results, "latency")
+    assert len(latency) >= 8 and min(iou for _, iou in latency) < 0.95, latency
+    assert 1 <= data["motion_delay_frames"] <= 15  # within the filter's ring of 16 frames
 
 
 def test_obs_quits_cleanly_with_the_worker_running(obs_run):

@@ -51,6 +51,43 @@ def skipped(client):
     return s.render_skipped_frames, s.render_total_frames
 
 
+def motion(client):
+    """The moving clip: the filter moves from the portrait to it (fast preset), then screenshots in
+    each timing mode for the test to score."""
+    env = {**os.environ, "OBS_WEBSOCKET_PASSWORD": ""}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "cramatte.cli", "obs", *a], capture_output=True,
+                                    text=True, env=env, check=True)
+    run("remove", "--source", SOURCE)
+    run("add", "--source", "Clip", "--set", "device=cpu", "preset=fast", "smoothing=0.0", "feather=0.0")
+    shots = lambda: base64.b64decode(client.get_source_screenshot("Clip", "png", 512, 384, -1).image_data.split(",", 1)[1])
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        img = cv2.imdecode(np.frombuffer(shots(), np.uint8), cv2.IMREAD_UNCHANGED)
+        if img.shape[2] == 4 and img[..., 3].min() < 20:
+            break
+        time.sleep(0.3)
+    for timing in ("frame", "latency"):
+        client.set_source_filter_settings("Clip", FILTER, {"sync": timing}, overlay=True)
+        time.sleep(3)  # the delay estimate settles
+        for i in range(16):
+            (out / f"motion_{timing}_{i:02d}.png").write_bytes(shots())
+            time.sleep(0.23)
+        if timing == "frame":
+            props = client.send("GetSourceFilter", {"sourceName": "Clip", "filterName": FILTER}, raw=True)
+            results["motion_filter"] = props.get("filterSettings", {})
+    results["motion_delay_frames"] = delay_from_log()
+
+
+def delay_from_log():
+    """The filter logs its render-thread figures and the video delay every 100 frames."""
+    import glob
+    import re
+
+    logs = sorted(glob.glob(os.path.expanduser("~/.config/obs-studio/logs/*.txt")))
+    found = re.findall(r"video delay (\d+) frames", Path(logs[-1]).read_text(errors="replace")) if logs else []
+    return int(found[-1]) if found else -1
+
+
 results = {}
 try:
     client = connect()
@@ -76,6 +113,7 @@ try:
     client.set_source_filter_settings(SOURCE, FILTER, {"show_matte": True}, overlay=True)
     wait_for(client, "show_matte", lambda im: np.abs(im[..., 0].astype(int) - im[..., 2]).max() < 3
              and im[..., 3].min() > 235, 30)
+    motion(client)
     results["ok"] = True
 except Exception as e:
     results["error"] = f"{type(e).__name__}: {e}"

@@ -260,7 +260,8 @@ class PortraitMatte:
                 latency = f", matte {self.live.last_ms:.0f} ms" if self.live else ""
                 if self.settings.get("sync") == "frame":
                     latency += f", video delay {self.delay} frames ({self.delay_ms:.0f} ms)"
-                log(L.LOG_INFO, f"render thread: median {ms[50]:.2f} ms, max {ms[-1]:.2f} ms per frame{latency}")
+                log(L.LOG_INFO, f"render thread ({self.size[0]}x{self.size[1]}): median {ms[50]:.2f} ms, "
+                                f"max {ms[-1]:.2f} ms per frame{latency}")
                 self.render_ms.clear()
 
     def _render(self) -> None:

@@ -66,8 +66,9 @@ def motion(client):
         if img.shape[2] == 4 and img[..., 3].min() < 20:
             break
         time.sleep(0.3)
-    for timing in ("frame", "latency"):
-        client.set_source_filter_settings("Clip", FILTER, {"sync": timing}, overlay=True)
+    for timing, every in (("frame", 1), ("latency", 1), ("frame", 2)):
+        client.set_source_filter_settings("Clip", FILTER, {"sync": timing, "every": every}, overlay=True)
+        timing += "" if every == 1 else f"-every{every}"
         time.sleep(3)  # the delay estimate settles
         for i in range(16):
             (out / f"motion_{timing}_{i:02d}.png").write_bytes(shots())

@@ -25,9 +25,11 @@ def position(n: int) -> int:
 
 
 def background() -> np.ndarray:
+    """A textured room-like background: smooth colour fields with some fine grain."""
     rng = np.random.default_rng(7)
-    small = rng.uniform(0, 1, (H // 12, W // 12, 3)).astype(np.float32)
-    return cv2.resize(small, (W, H), interpolation=cv2.INTER_NEAREST)  # a checker-like texture
+    small = rng.uniform(0.2, 0.8, (H // 48, W // 48, 3)).astype(np.float32)
+    field = cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC)
+    return np.clip(field + rng.normal(0, 0.03, field.shape), 0, 1).astype(np.float32)
 
 
 def truth(n: int, alpha: np.ndarray) -> np.ndarray:

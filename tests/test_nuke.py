@@ -229,3 +229,35 @@ def test_torchscript_export_matches_the_onnx_model(tmp_path, sample):
         ts = module(torch.from_numpy(plate.transpose(2, 0, 1)[None].copy()))[0, 0].numpy()
     onnx = Matter(shipped_model(), config="realtime")(plate, colorspace="linear").alpha
     assert ts.shape == (640, 640) and np.abs(ts - onnx).max() <= 1e-3
+
+
+def test_torchscript_runs_in_nukes_pytorch_1_12(tmp_path, sample):
+    """Nuke 14 and 15 run PyTorch 1.12: the exported model loads there, in an environment of its own
+    (Python 3.10, torch 1.12.1 from PyPI), and gives this PyTorch's result."""
+    import subprocess
+
+    import torch
+
+    from cramatte.export import export_nuke
+    from cramatte.runtime import shipped_model
+
+    python = _python("3.10")
+    if python is None:
+        pytest.fail("python3.10 is needed") if os.environ.get("CI") else pytest.skip("python3.10 is needed")
+    env = tmp_path / "torch112"
+    subprocess.run([python, "-m", "venv", str(env)], check=True)
+    res = subprocess.run([str(env / "bin" / "pip"), "install", "-q", "torch==1.12.1", "numpy<2"],
+                         capture_output=True, text=True, timeout=1200)
+    assert res.returncode == 0, res.stderr[-2000:]
+    folder = export_nuke(shipped_model(".safetensors"), tmp_path / "cattery", config="realtime")
+    frame = srgb_to_linear(sample[::2, ::2].astype(np.float32) / 255)
+    np.save(tmp_path / "in.npy", np.ascontiguousarray(frame.transpose(2, 0, 1))[None])
+    here = torch.jit.load(str(folder / "Cramatte.pt"))(torch.from_numpy(np.load(tmp_path / "in.npy"))).detach().numpy()
+    code = ("import sys, numpy as np, torch\n"
+            "assert torch.__version__.startswith('1.12'), torch.__version__\n"
+            "m = torch.jit.load(sys.argv[1])\n"
+            "np.save(sys.argv[3], m(torch.from_numpy(np.load(sys.argv[2]))).detach().numpy())\n")
+    res = subprocess.run([str(env / "bin" / "python"), "-c", code, str(folder / "Cramatte.pt"), str(tmp_path / "in.npy"),
+                          str(tmp_path / "out.npy")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert np.abs(np.load(tmp_path / "out.npy") - here).max() < 1e-4

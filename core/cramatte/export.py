@@ -218,7 +218,7 @@ class NukeMatte(nn.Module):
         srgb = torch.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin.clamp(min=1e-12).pow(1.0 / 2.4) - 0.055)
         srgb = srgb.clamp(0.0, 1.0)
         lh, lw = internal_size(h, w, self.internal)
-        lr = F.interpolate(srgb, size=[lh, lw], mode="area")
+        lr = F.adaptive_avg_pool2d(srgb, [lh, lw])  # = interpolate(mode="area"); a builtin older TorchScript has
         return self.net(srgb, lr, torch.tensor(regions(h, w, self.regions_per_edge, self.max_regions)))
 
 
@@ -263,10 +263,16 @@ def export_nuke(weights, out_dir, config: str = "quality", name: str = "Cramatte
 
     cfg = get_config(config)
     net, _ = load_model(weights)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(net, (torch.rand(1, 3, 72, 104), torch.rand(1, 3, 64, 96), torch.tensor(40)),
-                                 check_trace=False)
+    from .model.lowres import Attention
+
+    Attention.portable = True  # no fused attention kernel: Nuke 14 and 15 run PyTorch 1.12
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(net, (torch.rand(1, 3, 72, 104), torch.rand(1, 3, 64, 96), torch.tensor(40)),
+                                     check_trace=False)
+    finally:
+        Attention.portable = False
     module = torch.jit.script(NukeMatte(traced, cfg.internal, cfg.regions_per_edge, cfg.max_regions))
     with Staged(Path(out_dir) / name, overwrite, folder=True) as folder:
         _write_cattery(module, folder, name, config)

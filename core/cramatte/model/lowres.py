@@ -7,6 +7,10 @@ from .trunk import Trunk, _up2
 
 
 class Attention(nn.Module):
+    """Multi-head self-attention. `portable`: written out as matmuls and a softmax instead of PyTorch's
+    fused kernel, for TorchScript that older PyTorch (Nuke's 1.12) can load; the same result."""
+    portable = False
+
     def __init__(self, dim: int, heads: int):
         super().__init__()
         self.heads = heads
@@ -16,7 +20,10 @@ class Attention(nn.Module):
     def forward(self, x):  # x: [N, L, C]
         n, length, c = x.shape
         q, k, v = self.qkv(x).reshape(n, length, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v)
+        if self.portable:
+            y = ((q @ k.transpose(-2, -1)) * (c // self.heads) ** -0.5).softmax(-1) @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v)
         return self.proj(y.transpose(1, 2).reshape(n, length, c))
 
 

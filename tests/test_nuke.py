@@ -164,7 +164,7 @@ def _python(version: str):
     return None
 
 
-NUKE_PYTHONS = {"15": "3.10", "16": "3.11"}  # Nuke 14's Python 3.9 is below cramatte's 3.10
+NUKE_PYTHONS = {"14": "3.9", "15": "3.10", "16": "3.11"}
 
 
 @pytest.mark.parametrize("nuke_version", sorted(NUKE_PYTHONS))

@@ -1,4 +1,6 @@
 """Inference backends: ONNX Runtime (default, any provider) and PyTorch (CPU, or CUDA with fp16)."""
+from __future__ import annotations
+
 import logging
 import os
 from pathlib import Path

@@ -1,4 +1,6 @@
 """Model weights as safetensors (never pickle), with the architecture in the file's metadata."""
+from __future__ import annotations
+
 import json
 from pathlib import Path
 

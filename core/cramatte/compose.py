@@ -1,4 +1,6 @@
 """Turning alpha + foreground into what users put on screen: RGBA cut-outs and composites."""
+from __future__ import annotations
+
 import cv2
 import numpy as np
 

@@ -9,6 +9,8 @@ files `cramatte matte` writes for the same input and options; a video's frames g
 `.NAME.farm-partial` folder that takes its final name when the whole shot is in. Ray restarts a
 worker that dies and reruns its chunk; a rerun of the command skips finished shots and frames.
 """
+from __future__ import annotations
+
 import argparse
 import os
 import shutil

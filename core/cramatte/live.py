@@ -1,5 +1,7 @@
 """Live matting for hosts that render in real time: a worker thread that always mattes the newest
 frame and hands back the newest finished alpha. The host's render thread never waits for the model."""
+from __future__ import annotations
+
 import os
 import threading
 import time

@@ -1,4 +1,6 @@
 """The public API: `Matter` turns frames into alpha mattes (and foreground colours on request)."""
+from __future__ import annotations
+
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path

@@ -1,4 +1,6 @@
 """The two-stage matting network: low-resolution ViT -> region selection -> refiner with CRA -> paste."""
+from __future__ import annotations
+
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -1,10 +1,11 @@
 """The Portrait Matte video filter: libobs callbacks, settings, and the render path.
 
 video_render never waits for the model. Each frame of the source is kept for a few frames in a ring
-of GPU textures; a frame is staged for the cramatte worker whenever none waits for it (and every N
-frames), and read back a frame later. By default each output frame is a ring frame drawn with the
+of GPU textures; a frame is staged for the cramatte worker when it is idle (and every N frames), and
+read back a frame later. By default each output frame is a ring frame drawn with the
 matte computed from that same frame, so the video is delayed by the matte's latency and the matte
 never trails the picture ("Lowest latency" draws the newest frame with the newest matte instead).
+A frame is read back only for an idle worker, so the render thread pays for one read-back per matte.
 Until a matte exists, or when cramatte is missing or the model failed to load, the source passes
 through unchanged.
 """
@@ -67,7 +68,7 @@ def properties(filt) -> int:
         lib.obs_properties_add_text(props, b"status", (state["import_error"] or filt.error).encode(), L.TEXT_INFO)
     plist = lib.obs_properties_add_list(props, b"preset", b"Quality / speed", L.COMBO_TYPE_LIST, L.COMBO_FORMAT_STRING)
     for key, label in (("fast", "Fast (256 px internal)"), ("balanced", "Balanced (320 px internal)"),
-                       ("quality", "Quality (512 px internal)")):
+                       ("quality", "Quality (every uncertain region refined)")):
         lib.obs_property_list_add_string(plist, label.encode(), key.encode())
     dlist = lib.obs_properties_add_list(props, b"device", b"Device", L.COMBO_TYPE_LIST, L.COMBO_FORMAT_STRING)
     lib.obs_property_list_add_string(dlist, b"Automatic", b"auto")
@@ -284,11 +285,11 @@ class PortraitMatte:
             return
         self.ring_ids[slot] = fid
         self.frame_times = (self.frame_times + [time.perf_counter()])[-31:]
-        index, behind = 0, live.waiting  # a frame from before this one still waits: the worker is behind
+        index, busy = 0, not live.idle  # read back a frame only for a worker that will start on it at once
         if self.staged is not None:
             index = 1 - self.staged[0]
             self._read_back(w, h)
-        if not behind and fid % self.settings["every"] == 0:
+        if not busy and fid % self.settings["every"] == 0:
             lib.gs_stage_texture(self.stages[index], lib.gs_texrender_get_texture(self.ring[slot]))
             self.staged = (index, fid)
         mattes = live.mattes()
@@ -309,7 +310,7 @@ class PortraitMatte:
             self.arrivals = (self.arrivals + [fid - newest[0]])[-30:]
             self.delay = min(RING - 1, max(self.arrivals))
             span = self.frame_times[-1] - self.frame_times[0] if len(self.frame_times) > 1 else 0.0
-            self.delay_ms = self.delay * span / max(1, len(self.frame_times) - 1)
+            self.delay_ms = 1000 * self.delay * span / max(1, len(self.frame_times) - 1)
         if self.settings["sync"] != "frame":
             return fid, newest
         show = fid - self.delay

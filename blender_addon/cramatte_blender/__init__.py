@@ -22,7 +22,7 @@ class CramattePreferences(bpy.types.AddonPreferences):
     bl_idname = __package__
 
     device: bpy.props.EnumProperty(name="Device", items=_devices)
-    config: bpy.props.EnumProperty(name="Model configuration", default="realtime",
+    config: bpy.props.EnumProperty(name="Model configuration", default="quality",
                                    items=[("fast", "Fast", "fastest, softer edges"), ("realtime", "Real-time", "balanced"),
                                           ("quality", "Quality", "best edges")])
     model: bpy.props.StringProperty(name="Model (.onnx)", subtype="FILE_PATH",

@@ -95,7 +95,8 @@ def test_cra_lets_a_region_see_its_neighbour():
 def test_configs_named_in_one_registry():
     assert {"realtime", "fast", "quality"} <= set(CONFIGS)
     rt, fast, q = get_config("realtime"), get_config("fast"), get_config("quality")
-    assert fast.internal < rt.internal < q.internal
+    assert fast.internal < rt.internal <= q.internal
+    assert q.regions(1080, 1920) > rt.regions(1080, 1920) and q.max_regions == 0  # quality refines every uncertain cell
     assert fast.internal_size(720, 1280) == (128, 256)
     assert rt.internal_size(1080, 1920) == (192, 320)
     assert rt.regions(256, 256) == rt.regions_per_edge * 64 < rt.max_regions  # small frames: per edge

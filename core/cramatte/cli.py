@@ -106,6 +106,11 @@ def _plan(inputs: list, args, out_dir: Path) -> list:
     return plan
 
 
+def pending(dests: dict, args) -> dict:
+    """The outputs still to write: all of them with --overwrite, else those that do not exist yet."""
+    return {k: d for k, d in dests.items() if args.overwrite or not os.path.lexists(d)}
+
+
 def _matte_image(path: Path, todo: dict, matter, writer, args, need_fg: bool) -> None:
     from . import io
     from .frames import to_unit_float
@@ -169,7 +174,7 @@ def cmd_matte(args) -> int:
     need_fg = any(o != "alpha" for o in args.output)
     failures, skipped = [], 0
     for path, dests in plan:
-        todo = {k: d for k, d in dests.items() if args.overwrite or not os.path.lexists(d)}
+        todo = pending(dests, args)
         if not todo:
             skipped += 1
             print(f"{path}: done already ({', '.join(d.name for d in dests.values())}); skipped")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -89,14 +88,13 @@ class Worker:
     def run(self, chunk: Chunk, dests: dict) -> tuple:
         """Matte one chunk; returns (frames written, seconds, [(input, error message)]). A bad input is
         reported, not raised: Ray retries a chunk only when its worker dies."""
-        from .cli import USER_ERRORS, _matte_image, _naming
+        from .cli import USER_ERRORS, _matte_image, _naming, pending
 
         start, written, failures = time.perf_counter(), 0, []
         for path in chunk.images or (chunk.shot,):
             try:
                 if chunk.images:
-                    todo = {k: Path(d) for k, d in dests[path].items()
-                            if self.args.overwrite or not os.path.lexists(d)}
+                    todo = {k: Path(d) for k, d in pending(dests[path], self.args).items()}
                     if todo:
                         _matte_image(Path(path), todo, self.matter, self.writer, self.args, self.need_fg)
                     written += 1
@@ -161,10 +159,12 @@ def expand_farm_inputs(inputs: list, list_file: str | None = None) -> list:
 def plan_chunks(plan: list, args) -> tuple:
     """(chunks to run, {shot: Shot}, frames already done) for `cli._plan`'s output, skipping what a
     previous run finished: whole shots, and video chunks whose every frame is in the partial folder."""
+    from .cli import pending
+
     chunks, shots, finished = [], {}, 0
     images = []
     for path, dests in plan:
-        todo = {k: d for k, d in dests.items() if args.overwrite or not os.path.lexists(d)}
+        todo = pending(dests, args)
         if not io.is_video(path):
             shots[str(path)] = Shot(frames=1)
             if todo:
@@ -217,28 +217,21 @@ def publish_shot(path: str, dests: dict, args) -> None:
         missing = [i for i in range(count) if not (folder / frame_name(i, args)).exists()]
         if missing:
             raise ValueError(f"{path}: frames {missing[0]}..{missing[-1]} of {kind} are missing")
-        if os.path.lexists(final):
-            if not args.overwrite:
-                raise FileExistsError(f"{final} appeared while the farm ran; the frames stay in {folder}")
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent)) / "old"
-            os.replace(final, old)
-            os.rename(folder, final)
-            shutil.rmtree(old.parent, ignore_errors=True)
-        else:
-            os.rename(folder, final)
+        if os.path.lexists(final) and not args.overwrite:
+            raise FileExistsError(f"{final} appeared while the farm ran; the frames stay in {folder}")
+        io.rename_folder(folder, final)
 
 
-def run_farm(inputs: list, args, ray=None) -> int:
+def run_farm(inputs: list, args) -> int:
     """The `cramatte farm` command after argument parsing; returns the exit code."""
     from tqdm import tqdm
 
     from .cli import _naming, _plan, report_failures
 
-    if ray is None:
-        try:
-            import ray
-        except ImportError:
-            raise ImportError("cramatte farm needs Ray (cramatte's 'farm' extra): pip install 'ray==2.60.0'") from None
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("cramatte farm needs Ray (cramatte's 'farm' extra): pip install 'ray==2.60.0'") from None
     # workers run in folders of their own: every path they see is absolute
     inputs = [Path(p).absolute() for p in inputs]
     plan = _plan(inputs, args, Path(args.out).absolute())

@@ -130,15 +130,9 @@ class Staged:
 
     def _publish_folder(self) -> None:
         os.chmod(self.tmp, 0o777 & ~_UMASK)
-        if os.path.lexists(self.path):
-            if not self.overwrite:
-                raise FileExistsError(self.path)
-            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent))
-            os.replace(self.path, old / "old")
-            os.rename(self.tmp, self.path)
-            shutil.rmtree(old, ignore_errors=True)
-            return
-        os.rename(self.tmp, self.path)
+        if os.path.lexists(self.path) and not self.overwrite:
+            raise FileExistsError(self.path)
+        rename_folder(self.tmp, self.path)
 
     def discard(self) -> None:
         shutil.rmtree(self.private, ignore_errors=True)
@@ -151,6 +145,18 @@ class Staged:
             self.publish()
         else:
             self.discard()
+
+
+def rename_folder(folder: Path, final: Path) -> None:
+    """Give `folder` the name `final`; a folder or file already there (an --overwrite) is moved aside
+    first, then removed, so the name never holds a mix of old and new files."""
+    if os.path.lexists(final):
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+        os.replace(final, old / "old")
+        os.rename(folder, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(folder, final)
 
 
 def _written(path: Path, write) -> None:

@@ -24,9 +24,9 @@ def blurred(frame: np.ndarray, sigma: float) -> np.ndarray:
 
 
 class LiveMatter:
-    """submit() frames from the render thread (non-blocking, newest wins); latest() returns the newest
-    alpha as uint8 HxW, smoothed over time (video mode, `VideoMatter`, strength = smoothing) and
-    edge-adjusted, or None before the first one.
+    """submit() frames from the render thread (non-blocking, newest wins), each with a tag; mattes()
+    returns the newest alphas with their tags, uint8 HxW, smoothed over time (video mode,
+    `VideoMatter`, strength = smoothing) and edge-adjusted.
 
     make_matter: a callable returning a `cramatte.Matter`, called on the worker thread (a model that
     fails to load leaves `error` set and the host passes video through).
@@ -48,7 +48,6 @@ class LiveMatter:
         self._cond = threading.Condition()
         self._pending: tuple | None = None  # (frame, tag)
         self._mattes: list = []  # the newest few (tag, alpha, version), oldest first
-        self._alpha: np.ndarray | None = None
         self._version = 0
         self._stop = False
         self._busy = False
@@ -63,11 +62,6 @@ class LiveMatter:
         """True when the worker would start on a submitted frame at once."""
         return not self._busy and self._pending is None
 
-    @property
-    def waiting(self) -> bool:
-        """True when a submitted frame waits for the worker (a newer one would replace it)."""
-        return self._pending is not None
-
     def submit(self, frame: np.ndarray, tag=None) -> None:
         """Hand over a frame; `tag` (e.g. the host's frame number) comes back with its matte."""
         with self._cond:
@@ -75,12 +69,9 @@ class LiveMatter:
             self._cond.notify()
 
     def mattes(self) -> list:
-        """The newest mattes as (tag, alpha uint8 HxW, version), oldest first."""
+        """The newest mattes as (tag, alpha uint8 HxW, version), oldest first; version grows by one per
+        finished frame."""
         return list(self._mattes)
-
-    def latest(self) -> tuple:
-        """(alpha uint8 HxW or None, version): version grows by one per finished frame."""
-        return self._alpha, self._version
 
     def latest_background(self) -> tuple:
         """(blurred RGBA uint8 frame, at most the frame's size, or None; version of the alpha it came with)."""
@@ -89,7 +80,6 @@ class LiveMatter:
     def reset(self) -> None:
         """Forget the temporal state (a new scene or a resized source)."""
         with self._cond:
-            self._alpha = None
             self._mattes = []
             if self._video is not None:
                 self._video.reset()
@@ -127,9 +117,9 @@ class LiveMatter:
                 if self.grow or self.feather:
                     alpha = adjust_edges(alpha, self.grow, self.feather)
                 self._background = blurred(frame, self.blur) if self.blur > 0 else None
-                self._alpha = (alpha * 255 + 0.5).astype(np.uint8)
                 self._version += 1
-                self._mattes = (self._mattes + [(tag, self._alpha, self._version)])[-self.KEEP:]
+                matte = (tag, (alpha * 255 + 0.5).astype(np.uint8), self._version)
+                self._mattes = (self._mattes + [matte])[-self.KEEP:]
                 self.frames_done += 1
                 self.last_ms = (time.perf_counter() - start) * 1e3
                 self.error = None

@@ -74,6 +74,7 @@ def _apply(settings) -> None:
     env = obs.obs_data_get_string(settings, "python_env") or os.environ.get("CRAMATTE_PYTHON_ENV", "")
     error = find_cramatte(env)
     portrait_matte.state["import_error"] = error
+    portrait_matte.state["python_env"] = env if env and not error else ""
     try:
         os.makedirs(os.path.dirname(REMEMBERED), exist_ok=True)
         with open(REMEMBERED, "w") as f:

@@ -1,10 +1,10 @@
 """The Portrait Matte video filter: libobs callbacks, settings, and the render path.
 
-video_render never waits for the model. Each frame of the source is kept for a few frames in a ring
-of GPU textures; a frame is staged for the cramatte worker when it is idle (and every N frames), and
-read back a frame later. By default each output frame is a ring frame drawn with the
-matte computed from that same frame, so the video is delayed by the matte's latency and the matte
-never trails the picture ("Lowest latency" draws the newest frame with the newest matte instead).
+video_render never waits for the model. Each frame of the source is kept as a GPU texture for as long
+as it may be shown or its matte is awaited (at most RING_BYTES of them); a frame is staged for the
+cramatte worker when it is idle (and every N frames), and read back a frame later. By default each
+output frame is a kept frame drawn with the matte computed from that same frame, so the video is
+delayed by the matte's latency and the matte never trails the picture ("Lowest latency" draws the newest frame with the newest matte instead).
 A frame is read back only for an idle worker, so the render thread pays for one read-back per matte.
 Until a matte exists, or when cramatte is missing or the model failed to load, the source passes
 through unchanged.
@@ -18,13 +18,15 @@ import libobs as L
 ID = b"cramatte_portrait_matte"
 NAME = ctypes.create_string_buffer(b"Portrait Matte (cramatte)")
 PRESETS = {"fast": "fast", "balanced": "realtime", "quality": "quality"}  # preset -> cramatte configuration
-RING = 16  # source frames kept on the GPU: the video can wait this many frames for its mattes
+RING_BYTES = 256 << 20  # GPU memory for kept source frames: the video can wait this long for its mattes
+RING_MAX = 90  # frames (3 s at 30 fps), whatever the size
 BACKGROUNDS = ["transparent", "colour", "blur", "image"]
 DEVICE_LABELS = {"cpu": "CPU", "cuda": "CUDA", "tensorrt": "TensorRT", "directml": "DirectML", "coreml": "CoreML"}
 EFFECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matte.effect")
 
-# What the script tells the filter: the import error, if cramatte cannot be imported.
-state = {"import_error": None}
+# What the script tells the filter: the import error, if cramatte cannot be imported, and the Python
+# environment cramatte was found in (the model runs in a child process of its interpreter).
+state = {"import_error": None, "python_env": ""}
 
 
 def log(level: int, text: str) -> None:
@@ -116,8 +118,9 @@ class PortraitMatte:
         self.alpha_tex = self.bg_tex = self.blur_tex = self.effect = None
         self.stages: list = []  # two staging surfaces: one read back while the next frame is staged
         self.staged = None  # (stage index, frame number) staged on the previous frame
-        self.ring: list = []  # the last RING frames of the source, as textures, and their frame numbers
-        self.ring_ids = [-1] * RING
+        self.frames: dict = {}  # frame number -> texrender of the source frames kept, oldest first
+        self.spare: list = []  # texrenders no longer needed, for the next frames
+        self.awaiting = None  # the frame number whose matte the worker is making
         self.arrivals: list = []  # frames between a frame's render and its matte's arrival
         self.delay, self.delay_ms, self.seen_version, self.frame_times = 0, 0.0, -1, []
         self.blur_size, self.blur_version = (0, 0), -1
@@ -146,15 +149,16 @@ class PortraitMatte:
             self.live = None
         if state["import_error"]:
             return
-        from cramatte import Matter
-        from cramatte.live import LiveMatter
+        from cramatte.live import LiveMatter, python_interpreter
 
         s = self.settings
         config = PRESETS.get(s["preset"], PRESETS["balanced"])
         # Automatic threads leave half the cores to OBS, the game and the encoder.
         threads = s["threads"] or max(1, (os.cpu_count() or 2) // 2)
-        make = lambda: Matter(config=config, device=s["device"], threads=threads)
-        self.live = LiveMatter(make, s["smoothing"], s["grow"], s["feather"], nice=10, blur=self._blur())
+        matter = {"config": config, "device": s["device"], "threads": threads}
+        python = python_interpreter(state["python_env"]) if state["python_env"] else None
+        self.live = LiveMatter(matter, s["smoothing"], s["grow"], s["feather"], nice=10, blur=self._blur(),
+                               python=python)
         self.alpha_version = -1
 
     def _blur(self) -> float:
@@ -189,7 +193,6 @@ class PortraitMatte:
                 return False
             self.params = {n: lib.gs_effect_get_param_by_name(self.effect, n.encode())
                            for n in ("image", "matte", "background", "bg_color", "mode")}
-            self.ring = [lib.gs_texrender_create(L.GS_RGBA, L.GS_ZS_NONE) for _ in range(RING)]
         if self.size != (w, h):
             for tex, destroy in [(t, lib.gs_stagesurface_destroy) for t in self.stages] + [
                     (self.alpha_tex, lib.gs_texture_destroy)]:
@@ -197,8 +200,9 @@ class PortraitMatte:
                     destroy(tex)
             self.stages = [lib.gs_stagesurface_create(w, h, L.GS_RGBA) for _ in range(2)]
             self.alpha_tex = lib.gs_texture_create(w, h, L.GS_R8, 1, None, L.GS_DYNAMIC)
-            self.size, self.alpha_version, self.staged = (w, h), -1, None
-            self.ring_ids, self.arrivals = [-1] * RING, []
+            self.size, self.alpha_version, self.staged, self.awaiting = (w, h), -1, None, None
+            self.spare += self.frames.values()
+            self.frames, self.arrivals = {}, []
             if self.live is not None:
                 self.live.reset()
         bg = getattr(self, "_bg_pixels", None)
@@ -266,9 +270,9 @@ class PortraitMatte:
                 self.render_ms.clear()
 
     def _render(self) -> None:
-        """Every frame goes into the ring; one at a time is staged for the worker (read back a frame
-        later, so the render thread never waits for the GPU). In "frame" timing the filter shows the
-        ring frame `delay` frames back with the matte made from it (or, for a frame that got none, the
+        """Every frame is kept; one at a time is staged for the worker (read back a frame later, so
+        the render thread never waits for the GPU). In "frame" timing the filter shows the kept
+        frame `delay` frames back with the matte made from it (or, for a frame that got none, the
         nearest earlier one); `delay` is the longest recent wait for a matte. In "latency" timing it
         shows the newest frame with the newest matte."""
         target = lib.obs_filter_get_target(self.source)
@@ -279,54 +283,74 @@ class PortraitMatte:
             lib.obs_source_skip_video_filter(self.source)
             return
         self.frame += 1
-        fid, slot = self.frame, self.frame % RING
-        if not self._grab(target, self.ring[slot], w, h):
+        fid, texrender = self.frame, self._take(w, h)
+        self.frames[fid] = texrender
+        if not self._grab(target, texrender, w, h):
+            self.spare.append(self.frames.pop(fid))
             lib.obs_source_skip_video_filter(self.source)
             return
-        self.ring_ids[slot] = fid
         self.frame_times = (self.frame_times + [time.perf_counter()])[-31:]
         index, busy = 0, not live.idle  # read back a frame only for a worker that will start on it at once
         if self.staged is not None:
             index = 1 - self.staged[0]
             self._read_back(w, h)
         if not busy and fid % self.settings["every"] == 0:
-            lib.gs_stage_texture(self.stages[index], lib.gs_texrender_get_texture(self.ring[slot]))
-            self.staged = (index, fid)
+            lib.gs_stage_texture(self.stages[index], lib.gs_texrender_get_texture(texrender))
+            self.staged, self.awaiting = (index, fid), fid
         mattes = live.mattes()
         if not mattes or mattes[-1][1].shape != (h, w):
+            self._release(fid if self.awaiting is None else self.awaiting)
             lib.obs_source_skip_video_filter(self.source)
             return
         show, (_, alpha, version) = self._choose(fid, mattes)
         if version != self.alpha_version:
             lib.gs_texture_set_image(self.alpha_tex, alpha.ctypes.data, w, False)
             self.alpha_version = version
-        self._draw(lib.gs_texrender_get_texture(self.ring[show % RING]), live, w, h)
+        self._draw(lib.gs_texrender_get_texture(self.frames[show]), live, w, h)
+        self._release(min(show, fid if self.awaiting is None else self.awaiting))
+
+    def _take(self, w: int, h: int):
+        """A texrender for the next source frame: a spare one, a new one while under the memory budget,
+        else the oldest kept frame's."""
+        if self.spare:
+            return self.spare.pop()
+        if len(self.frames) < max(4, min(RING_MAX, RING_BYTES // (w * h * 4))):
+            return lib.gs_texrender_create(L.GS_RGBA, L.GS_ZS_NONE)
+        return self.frames.pop(next(iter(self.frames)))
+
+    def _release(self, oldest: int) -> None:
+        """Frames before `oldest` will not be shown again: their texrenders become spares (two at most)."""
+        for old in [f for f in self.frames if f < oldest]:
+            self.spare.append(self.frames.pop(old))
+        while len(self.spare) > 2:
+            lib.gs_texrender_destroy(self.spare.pop())
 
     def _choose(self, fid: int, mattes: list) -> tuple:
         """(frame number to show, its matte entry) for this render."""
         newest = mattes[-1]
         if newest[2] != self.seen_version:
             self.seen_version = newest[2]
+            if self.awaiting is not None and newest[0] >= self.awaiting:
+                self.awaiting = None
             self.arrivals = (self.arrivals + [fid - newest[0]])[-30:]
-            self.delay = min(RING - 1, max(self.arrivals))
+            self.delay = max(self.arrivals)
             span = self.frame_times[-1] - self.frame_times[0] if len(self.frame_times) > 1 else 0.0
             self.delay_ms = 1000 * self.delay * span / max(1, len(self.frame_times) - 1)
         if self.settings["sync"] != "frame":
             return fid, newest
         show = fid - self.delay
-        kept = [m for m in mattes if m[0] is not None and self.ring_ids[m[0] % RING] == m[0]]
-        if self.settings["every"] == 1:
-            # the newest frame up to `show` that has its own matte: when the worker falls behind a frame
-            # is shown twice rather than with another frame's matte
-            own = [m for m in kept if m[0] <= show] or kept
-            if own:
-                return own[-1][0], own[-1]
-            return fid, newest
-        # every N frames: the frames between mattes hold the nearest earlier matte
-        if self.ring_ids[show % RING] != show:
+        if show not in self.frames:
             show = fid
-        earlier = [m for m in mattes if m[0] is not None and m[0] <= show]
-        return show, (earlier[-1] if earlier else mattes[0])
+        earlier = [m for m in mattes if m[0] <= show]
+        if earlier and show - earlier[-1][0] < self.settings["every"]:
+            return show, earlier[-1]  # its own matte, or with "every N" one at most N-1 frames older
+        # the worker fell behind: the newest frame up to `show` that has its own matte is shown again
+        # rather than a frame with another frame's matte
+        kept = [m for m in mattes if m[0] in self.frames]
+        own = [m for m in kept if m[0] <= show] or kept
+        if own:
+            return own[-1][0], own[-1]
+        return fid, newest
 
     def _draw(self, image, live, w: int, h: int) -> None:
         s = self.settings
@@ -370,7 +394,8 @@ class PortraitMatte:
         try:
             owned = [(t, lib.gs_stagesurface_destroy) for t in self.stages]
             owned += [(t, lib.gs_texture_destroy) for t in (self.alpha_tex, self.bg_tex, self.blur_tex)]
-            owned += [(t, lib.gs_texrender_destroy) for t in self.ring] + [(self.effect, lib.gs_effect_destroy)]
+            owned += [(t, lib.gs_texrender_destroy) for t in [*self.frames.values(), *self.spare]]
+            owned += [(self.effect, lib.gs_effect_destroy)]
             for tex, fn in owned:
                 if tex:
                     fn(tex)

@@ -2,6 +2,8 @@
 that never waits for the model, failures that pass video through, and instance churn."""
 import ctypes
 import importlib
+import os
+import signal
 import sys
 import threading
 import time
@@ -18,7 +20,6 @@ import portrait_matte  # noqa: E402
 from fake_libobs import FakeLibobs  # noqa: E402
 
 from cramatte import Matter  # noqa: E402
-from cramatte.model.configs import get_config  # noqa: E402
 
 SETTINGS = {"preset": "balanced", "device": "cpu", "threads": 0, "every": 1, "smoothing": 0.0, "grow": 0.0,
             "feather": 0.0, "background": "transparent", "blur": 12.0, "colour": 0xFF0000FF, "image": "",
@@ -74,7 +75,7 @@ def test_matte_reaches_the_shader(fake, preset, config):
     assert key
     assert render_until(fake, key, lambda: fake.filter_ends > 0)
     filt = portrait_matte.instances[key]
-    assert filt.live._make().config == get_config(config)
+    assert filt.live.matter["config"] == config
     uploaded = fake.textures[filt.alpha_tex]["pixels"]
     ref = Matter(config=config, device="cpu")(fake.frame[..., :3]).alpha
     assert uploaded.shape == (120, 160)
@@ -82,21 +83,21 @@ def test_matte_reaches_the_shader(fake, preset, config):
     assert fake.params["mode"] == 0 and fake.params["matte"] == filt.alpha_tex
 
 
-def test_render_never_waits_for_the_model(fake, monkeypatch):
-    release = threading.Event()
-
-    class SlowMatter(Matter):
-        def alpha(self, rgb):
-            release.wait(30)
-            return super().alpha(rgb)
-
-    monkeypatch.setattr("cramatte.Matter", SlowMatter)
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="stops the model's process with SIGSTOP")
+def test_render_never_waits_for_the_model(fake):
     key = portrait_matte._info.create(fake.settings(SETTINGS), 1)
-    for _ in range(50):  # the model is stuck: every frame passes through, none waits
-        portrait_matte._info.video_render(key, None)
-    assert fake.skips == 50 and fake.filter_ends == 0
-    assert fake.stagings <= 2  # a frame for the busy worker and one waiting for it, no more read-backs
-    release.set()
+    live = portrait_matte.instances[key].live
+    deadline = time.monotonic() + 30
+    while not live.idle and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(live.proc.pid, signal.SIGSTOP)  # the model is stuck: every frame passes through, none waits
+    try:
+        for _ in range(50):
+            portrait_matte._info.video_render(key, None)
+        assert fake.skips == 50 and fake.filter_ends == 0
+        assert fake.stagings <= 2  # a frame for the busy worker and one waiting for it, no more read-backs
+    finally:
+        os.kill(live.proc.pid, signal.SIGCONT)
     assert render_until(fake, key, lambda: fake.filter_ends > 0)
 
 
@@ -123,11 +124,13 @@ def test_blurred_background_is_a_gaussian_blur_without_grid(fake):
     assert np.abs(stretched[inner].astype(int) - reference[inner]).mean() < 2.0
 
 
-def test_model_failure_passes_video_through_and_says_why(fake, monkeypatch):
-    def broken(*a, **k):
-        raise ValueError("model file /tmp/x.onnx is corrupt")
-
-    monkeypatch.setattr("cramatte.Matter", broken)
+def test_model_failure_passes_video_through_and_says_why(fake, tmp_path, monkeypatch):
+    """An environment whose Python cannot run the model: the filter passes video through and shows why."""
+    python = tmp_path / "env" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'onnxruntime'\" >&2\nexit 1\n")
+    python.chmod(0o755)
+    monkeypatch.setitem(portrait_matte.state, "python_env", str(tmp_path / "env"))
     key = portrait_matte._info.create(fake.settings(SETTINGS), 1)
     filt = portrait_matte.instances[key]
     deadline = time.monotonic() + 10
@@ -136,7 +139,18 @@ def test_model_failure_passes_video_through_and_says_why(fake, monkeypatch):
     portrait_matte._info.video_render(key, None)
     assert fake.skips == 1 and fake.filter_ends == 0
     portrait_matte._info.get_properties(key)
-    assert any("corrupt" in desc for _, desc in fake.props if desc)
+    assert any("No module named 'onnxruntime'" in desc for _, desc in fake.props if desc)
+
+
+def test_a_crashed_model_process_passes_video_through(fake):
+    key = portrait_matte._info.create(fake.settings(SETTINGS), 1)
+    assert render_until(fake, key, lambda: fake.filter_ends > 0)
+    live = portrait_matte.instances[key].live
+    live.proc.kill()
+    assert render_until(fake, key, lambda: live.error is not None)
+    ends = fake.filter_ends
+    portrait_matte._info.video_render(key, None)
+    assert fake.filter_ends == ends and "exit code" in live.error
 
 
 def test_missing_cramatte_passes_through(fake):

@@ -162,7 +162,7 @@ def test_moving_subject_has_the_matte_of_the_frame_shown(obs_run):
     assert min(iou for _, iou in frame) >= 0.95, frame
     latency = _motion_scores(results, "latency")
     assert len(latency) >= 8 and min(iou for _, iou in latency) < 0.95, latency
-    assert 1 <= data["motion_delay_frames"] <= 15  # within the filter's ring of 16 frames
+    assert 1 <= data["motion_delay_frames"] <= 90  # within the frames the filter may keep
     # every 2nd frame matted: the frames between hold the matte of an earlier frame (a measurement: a held
     # matte trails by a frame, and across the clip's loop it belongs to the other end of the clip)
     every2 = _motion_scores(results, "frame-every2")
@@ -172,6 +172,8 @@ def test_moving_subject_has_the_matte_of_the_frame_shown(obs_run):
 
 def test_obs_quits_cleanly_with_the_worker_running(obs_run):
     results, _, log = obs_run
-    assert (results / "obs_exit").read_text().strip() == "exited 0"
+    hang = results / "obs_hang.txt"
+    report = f"\n{log[-3000:]}\n{hang.read_text(errors='replace')[-12000:]}" if hang.exists() else log[-3000:]
+    assert (results / "obs_exit").read_text().strip() == "exited 0", report
     assert "script unloaded, workers stopped" in log
     assert "Number of memory leaks: 0" in log

@@ -16,6 +16,8 @@ kill -INT "$OBS" 2>/dev/null
 for _ in $(seq 75); do kill -0 "$OBS" 2>/dev/null || break; sleep 0.2; done
 if kill -0 "$OBS" 2>/dev/null; then
     echo "killed" >"$4/obs_exit"
+    # Where it hangs, for the test's report: every thread's stack (gdb where installed).
+    command -v gdb >/dev/null && timeout 60 gdb -p "$OBS" -batch -ex "thread apply all bt" >"$4/obs_hang.txt" 2>&1
     kill -KILL "$OBS"
 else
     wait "$OBS"; echo "exited $?" >"$4/obs_exit"

@@ -8,7 +8,8 @@ image first (the "balanced" preset), then on the clip (the "fast" preset), each 
 frame-accurate timing and then in the lowest-latency one. Reports what the filter logs every 100
 frames for each source size (time inside video_render; the newest matte's model time; the video
 delay in frames), as distributions over those windows, and OBS's skipped render frames with the
-filter against the baseline of the same run without it. Needs obs-studio, Xvfb and unshare.
+filter against the baseline of the same run without it, and the CPU cores OBS and the model's process
+use in each phase. Needs obs-studio, Xvfb and unshare.
 """
 import argparse
 import json
@@ -66,6 +67,10 @@ def main():
               f"{spread([m for _, m in delays])} ms")
     print(f"skipped render frames over 4 s: {data['render_skipped']}/{data['render_frames']} with the filter, "
           f"{data['baseline_skipped']}/{data['baseline_frames']} without (same run)")
+    print(f"CPU cores used, OBS / the model's process: {data['baseline_cpu']['obs']:.2f} / - without the filter, "
+          f"{data['render_cpu']['obs']:.2f} / {data['render_cpu']['model']:.2f} with it on the image")
+    for key in [k for k in data if k.startswith("motion_cpu_")]:
+        print(f"  on the clip, {key[len('motion_cpu_'):]} timing: {data[key]['obs']:.2f} / {data[key]['model']:.2f}")
 
 
 if __name__ == "__main__":

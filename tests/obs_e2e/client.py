@@ -51,6 +51,28 @@ def skipped(client):
     return s.render_skipped_frames, s.render_total_frames
 
 
+def cpu_seconds() -> dict:
+    """CPU seconds used so far by OBS (started beside this client) and by the model's child processes."""
+    def stat(pid):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # ppid, time
+    procs = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                procs[int(entry.name)] = (*stat(entry.name), (entry / "cmdline").read_bytes())
+            except (OSError, IndexError):
+                pass
+    obs = [pid for pid, (ppid, _, cmd) in procs.items() if ppid == os.getppid() and cmd.startswith(b"obs")]
+    model = [pid for pid, (ppid, _, cmd) in procs.items() if ppid in obs and b"cramatte.live_worker" in cmd]
+    return {"obs": sum(procs[p][1] for p in obs), "model": sum(procs[p][1] for p in model)}
+
+
+def cores_used(before: dict, seconds: float) -> dict:
+    after = cpu_seconds()
+    return {k: round((after[k] - before[k]) / seconds, 2) for k in after}
+
+
 def motion(client):
     """The moving clip: the filter moves from the portrait to it (fast preset), then screenshots in
     each timing mode for the test to score."""
@@ -70,9 +92,11 @@ def motion(client):
         client.set_source_filter_settings("Clip", FILTER, {"sync": timing, "every": every}, overlay=True)
         timing += "" if every == 1 else f"-every{every}"
         time.sleep(3)  # the delay estimate settles
+        cpu, start = cpu_seconds(), time.monotonic()
         for i in range(16):
             (out / f"motion_{timing}_{i:02d}.png").write_bytes(shots())
             time.sleep(0.23)
+        results[f"motion_cpu_{timing}"] = cores_used(cpu, time.monotonic() - start)
         if timing == "frame":
             props = client.send("GetSourceFilter", {"sourceName": "Clip", "filterName": FILTER}, raw=True)
             results["motion_filter"] = props.get("filterSettings", {})
@@ -94,10 +118,11 @@ try:
     client = connect()
     before = shot(client, "before")
     results["before_alpha_min"] = int(before[..., 3].min())
-    s0, t0 = skipped(client)
+    s0, t0, cpu = *skipped(client), cpu_seconds()
     time.sleep(4)
     s1, t1 = skipped(client)
     results["baseline_frames"], results["baseline_skipped"] = t1 - t0, s1 - s0
+    results["baseline_cpu"] = cores_used(cpu, 4)
     add = subprocess.run([sys.executable, "-m", "cramatte.cli", "obs", "add", "--source", SOURCE, "--set",
                           "device=cpu", "smoothing=0.0", "feather=0.0"], capture_output=True, text=True,
                          env={**os.environ, "OBS_WEBSOCKET_PASSWORD": ""})
@@ -105,10 +130,11 @@ try:
     if add.returncode:
         raise RuntimeError(f"cramatte obs add failed: {add.stderr}")
     matte = wait_for(client, "transparent", lambda im: im.shape[2] == 4 and im[..., 3].min() < 20)
-    s0, t0 = skipped(client)
+    s0, t0, cpu = *skipped(client), cpu_seconds()
     time.sleep(4)
     s1, t1 = skipped(client)
     results["render_frames"], results["render_skipped"] = t1 - t0, s1 - s0
+    results["render_cpu"] = cores_used(cpu, 4)
     client.set_source_filter_settings(SOURCE, FILTER, {"background": "blur", "blur": 30.0}, overlay=True)
     wait_for(client, "blur", lambda im: im[..., 3].min() > 235, 30)
     client.set_source_filter_settings(SOURCE, FILTER, {"show_matte": True}, overlay=True)

@@ -21,7 +21,8 @@ def python_interpreter(env: str = "") -> str | None:
     """A Python that can run cramatte: the one in the environment `env` when given, else this process's
     (a host that embeds Python is not one: then the same version found on PATH)."""
     if env:
-        for candidate in (Path(env) / "bin" / "python", Path(env) / "Scripts" / "python.exe"):
+        for candidate in (Path(env) / "bin" / "python", Path(env) / "Scripts" / "python.exe",
+                          Path(env) / "python.exe"):  # a venv on POSIX, a venv on Windows, a conda env there
             if candidate.is_file():
                 return str(candidate)
     if Path(sys.executable).name.lower().startswith("python") and Path(sys.executable).is_file():

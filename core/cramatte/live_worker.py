@@ -4,6 +4,7 @@ Reads messages from stdin (a start message, then frames with the current setting
 stdout with its alpha and, while blurring, a small blurred copy of the frame. Ends at end of input."""
 import json
 import os
+import signal
 import struct
 import sys
 import time
@@ -103,6 +104,7 @@ def serve(inp, out) -> None:
 
 
 def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C in the host's terminal is for the host; it ends us
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print cannot corrupt the answers
     serve(os.fdopen(os.dup(sys.stdin.fileno()), "rb", buffering=0), out)

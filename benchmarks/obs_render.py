@@ -69,6 +69,7 @@ def main():
           f"{data['baseline_skipped']}/{data['baseline_frames']} without (same run)")
     print(f"CPU cores used, OBS / the model's process: {data['baseline_cpu']['obs']:.2f} / - without the filter, "
           f"{data['render_cpu']['obs']:.2f} / {data['render_cpu']['model']:.2f} with it on the image")
+    print(f"  the clip playing, no filter: OBS {data['clip_cpu']['obs']:.2f}, skipped {data['clip_skipped']} in 3 s")
     for key in [k for k in data if k.startswith("motion_cpu_")]:
         print(f"  on the clip, {key[len('motion_cpu_'):]} timing: {data[key]['obs']:.2f} / {data[key]['model']:.2f}")
 

@@ -51,7 +51,7 @@ def write_config(home: Path, env: Path, clip: Path) -> None:
              "mixers": 0, "filters": []},
             {"id": "scene", "versioned_id": "scene", "name": "Scene", "enabled": True, "flags": 0, "mixers": 0,
              "settings": {"id_counter": 2, "custom_size": False, "items": [
-                 {"name": "Clip", "id": 2, "visible": True, "locked": False, "rot": 0.0,
+                 {"name": "Clip", "id": 2, "visible": False, "locked": False, "rot": 0.0,
                   "pos": {"x": 0.0, "y": 0.0}, "scale": {"x": 1.0, "y": 1.0}, "align": 5,
                   "bounds_type": 0, "bounds_align": 0, "bounds": {"x": 0.0, "y": 0.0}, "crop_left": 0,
                   "crop_top": 0, "crop_right": 0, "crop_bottom": 0},

@@ -159,6 +159,8 @@ class PortraitMatte:
         python = python_interpreter(state["python_env"]) if state["python_env"] else None
         self.live = LiveMatter(matter, s["smoothing"], s["grow"], s["feather"], nice=10, blur=self._blur(),
                                python=python)
+        if self.live.proc is not None:
+            log(L.LOG_INFO, f"model ({config}) in process {self.live.proc.pid} of {self.live.proc.args[0]}")
         self.alpha_version = -1
 
     def _blur(self) -> float:

@@ -1,13 +1,13 @@
 """The Portrait Matte video filter: libobs callbacks, settings, and the render path.
 
 video_render never waits for the model. Each frame of the source is kept as a GPU texture for as long
-as it may be shown or its matte is awaited (at most RING_BYTES of them); a frame is staged for the
+as it may be shown or its matte is awaited (at most KEEP_BYTES of them); a frame is staged for the
 cramatte worker when it is idle (and every N frames), and read back a frame later. By default each
 output frame is a kept frame drawn with the matte computed from that same frame, so the video is
-delayed by the matte's latency and the matte never trails the picture ("Lowest latency" draws the newest frame with the newest matte instead).
-A frame is read back only for an idle worker, so the render thread pays for one read-back per matte.
-Until a matte exists, or when cramatte is missing or the model failed to load, the source passes
-through unchanged.
+delayed by the matte's latency and the matte never trails the picture ("Lowest latency" draws the
+newest frame with the newest matte instead). A frame is read back only for an idle worker, so the
+render thread pays for one read-back per matte. Until a matte exists, or when cramatte is missing or
+the model failed to load, the source passes through unchanged.
 """
 import ctypes
 import os
@@ -18,8 +18,8 @@ import libobs as L
 ID = b"cramatte_portrait_matte"
 NAME = ctypes.create_string_buffer(b"Portrait Matte (cramatte)")
 PRESETS = {"fast": "fast", "balanced": "realtime", "quality": "quality"}  # preset -> cramatte configuration
-RING_BYTES = 256 << 20  # GPU memory for kept source frames: the video can wait this long for its mattes
-RING_MAX = 90  # frames (3 s at 30 fps), whatever the size
+KEEP_BYTES = 256 << 20  # GPU memory for kept source frames: the video can wait this long for its mattes
+KEEP_MAX = 90  # frames (3 s at 30 fps), whatever the size
 BACKGROUNDS = ["transparent", "colour", "blur", "image"]
 DEVICE_LABELS = {"cpu": "CPU", "cuda": "CUDA", "tensorrt": "TensorRT", "directml": "DirectML", "coreml": "CoreML"}
 EFFECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matte.effect")
@@ -309,14 +309,14 @@ class PortraitMatte:
             lib.gs_texture_set_image(self.alpha_tex, alpha.ctypes.data, w, False)
             self.alpha_version = version
         self._draw(lib.gs_texrender_get_texture(self.frames[show]), live, w, h)
-        self._release(min(show, fid if self.awaiting is None else self.awaiting))
+        self._release(min(show, fid if self.awaiting is None else self.awaiting))  # _choose may clear it
 
     def _take(self, w: int, h: int):
         """A texrender for the next source frame: a spare one, a new one while under the memory budget,
         else the oldest kept frame's."""
         if self.spare:
             return self.spare.pop()
-        if len(self.frames) < max(4, min(RING_MAX, RING_BYTES // (w * h * 4))):
+        if len(self.frames) < max(4, min(KEEP_MAX, KEEP_BYTES // (w * h * 4))):
             return lib.gs_texrender_create(L.GS_RGBA, L.GS_ZS_NONE)
         return self.frames.pop(next(iter(self.frames)))
 

@@ -148,7 +148,7 @@ class LiveMatter:
             self._stderr.close()
 
     def _serve(self, inp, out):
-        send(inp, {"matter": self.matter, "nice": self.nice if os.name != "nt" else 0})
+        send(inp, {"matter": self.matter, "nice": self.nice})  # on Windows the priority class does it
         answer = receive(out)
         if answer is None or "error" in answer[0]:
             self.error = answer[0]["error"] if answer else self._ended()

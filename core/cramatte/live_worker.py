@@ -12,6 +12,8 @@ import time
 import cv2
 import numpy as np
 
+from .edges import adjust_edges
+
 HEADER = struct.Struct("<II")  # length of the JSON part, length of the binary part
 
 
@@ -60,8 +62,6 @@ def blurred(frame: np.ndarray, sigma: float) -> np.ndarray:
 
 def matte(video, frame: np.ndarray, meta: dict) -> tuple:
     """(alpha uint8 HxW, blurred frame or None) of one 4-channel uint8 frame with the settings in `meta`."""
-    from .edges import adjust_edges
-
     rgb = frame[..., 2::-1] if meta["channels"] == "bgra" else frame[..., :3]
     video.filter.strength = meta["smoothing"]
     alpha = video(np.ascontiguousarray(rgb)).alpha

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from cramatte.train.data import MattingData, find_cutouts, find_pairs
+from cramatte.model.configs import internal_size
+from cramatte.train.data import Batches, MattingData, find_cutouts, find_pairs
+from cramatte.train.store import open_store
 
 
 def make_set(root, n=4, size=48, layout=("image", "alpha"), seed=0):
@@ -48,8 +50,9 @@ def test_cutouts_and_samples_are_deterministic(tmp_path):
     rgba[10:30, 5:25] = (0, 0, 255, 255)
     cv2.imwrite(str(cut / "c.png"), rgba)
     assert [p.name for p in find_cutouts(cut)] == ["c.png"]
-    data = MattingData(find_pairs(tmp_path / "set"), find_cutouts(cut), list((make_backgrounds(tmp_path / "bg")).iterdir()),
-                       size=64, cutout_prob=0.5)
+    stores = [open_store(s, tmp_path / "store", log=lambda *_: None) for s in
+              (find_pairs(tmp_path / "set"), find_cutouts(cut), sorted(make_backgrounds(tmp_path / "bg").iterdir()))]
+    data = MattingData(*stores, size=64, cutout_prob=0.5)
     a, b = data[7], data[7]
     for key in a:
         assert torch.equal(a[key], b[key])
@@ -69,3 +72,42 @@ def test_cutouts_and_samples_are_deterministic(tmp_path):
 def test_no_data_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no training data"):
         MattingData([], [], [])
+
+
+def test_store_prepares_once_and_keeps_the_photos(tmp_path):
+    make_set(tmp_path / "set", n=3, size=40)
+    pairs = find_pairs(tmp_path / "set")
+    store = open_store(pairs, tmp_path / "store", log=lambda *_: None)
+    assert len(store) == 3 and store.names == ["p0", "p1", "p2"]
+    item = store[1]
+    assert item["rgb"].shape == (40, 40, 3) and item["alpha"].shape == (40, 40) and item["fg"].shape == (40, 40, 3)
+    rgb = cv2.cvtColor(cv2.imread(str(pairs[1][0])), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(item["rgb"], rgb)
+    assert np.array_equal(item["alpha"], cv2.imread(str(pairs[1][1]), cv2.IMREAD_UNCHANGED))
+    stamp = (store.folder / "rgb.u8").stat().st_mtime_ns
+    assert open_store(pairs, tmp_path / "store", log=lambda m: pytest.fail(f"rebuilt: {m}")).folder == store.folder
+    assert (store.folder / "rgb.u8").stat().st_mtime_ns == stamp
+    cv2.imwrite(str(pairs[0][0]), rgb)  # a changed source is a new store
+    assert open_store(pairs, tmp_path / "store", log=lambda *_: None).folder != store.folder
+
+
+def test_whole_frames_have_the_runtime_input_shape_and_exclusions_hold(tmp_path):
+    make_set(tmp_path / "set", n=4, size=48)
+    wide = tmp_path / "set" / "image" / "wide.jpg"
+    cv2.imwrite(str(wide), np.full((60, 200, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "set" / "alpha" / "wide.png"), np.zeros((60, 200), np.uint8))
+    store = open_store(find_pairs(tmp_path / "set"), tmp_path / "store", log=lambda *_: None)
+    data = MattingData(store, [], [], size=64, exclude={"p0"})
+    assert [store.names[i] for i in data.photo_ids] == ["p1", "p2", "p3", "wide"]
+    batches = Batches(data, 3, whole_prob=1.0, internal=320)
+    shapes = set()
+    for step in range(12):
+        b = batches[step]
+        n, c, h, w = b["image_lr"].shape
+        assert (n, c) == (3, 3) and b["alpha"].shape == (3, 1, h, w) and b["trimap"].shape == (3, h, w)
+        shapes.add((h, w))
+    assert shapes == {internal_size(48, 48, 320), internal_size(60, 200, 320)}
+    for key, value in batches[5].items():
+        assert torch.equal(value, batches[5][key])
+    crops = Batches(data, 2)[0]
+    assert crops["image"].shape == (2, 3, 64, 64)

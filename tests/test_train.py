@@ -5,6 +5,8 @@ import itertools
 import torch
 from safetensors.torch import load_file
 
+from cramatte.model.configs import get_config
+from cramatte.model.matting import CramatteNet
 from cramatte.train.trainer import TrainOptions, _lr_factor, train
 from test_data import make_backgrounds, make_set
 
@@ -53,3 +55,28 @@ def test_time_schedule_spans_the_minutes_and_stops(tmp_path):
     assert float(rows[-1]["seconds"]) <= 0.1 * 60 + 1
     lrs = [float(r["lr"]) for r in rows[1:]]
     assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.5 * opts.lr
+
+
+def test_lowres_stage_with_whole_frames_scores_as_it_goes(tmp_path):
+    make_set(tmp_path / "set", n=6, size=64)
+    make_backgrounds(tmp_path / "bg")
+    make_set(tmp_path / "dev", n=6, size=48, seed=3)
+    exclude = tmp_path / "bad.csv"
+    exclude.write_text("name,kind\np1,face cut out\n")
+    opts = _opts(tmp_path, "w", stage="lowres", whole_prob=0.5, far=2.0, exclude=str(exclude),
+                 eval_data=str(tmp_path / "dev"), eval_every=8, eval_count=2, store=str(tmp_path / "store"))
+    final = train(opts, log=lambda *_: None)
+    with open(tmp_path / "w" / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 16 and all(r["l1"] == "" for r in rows)  # coarse terms only
+    with open(tmp_path / "w" / "eval.csv") as f:
+        scores = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in scores] == [8, 16] and all(r["images"] == "2" for r in scores)
+    assert all(0 <= float(r["mad"]) <= 1000 and 0 <= float(r["iou"]) <= 1 for r in scores)
+    weights = load_file(str(final))
+    torch.manual_seed(opts.seed)
+    start = CramatteNet(**get_config("realtime").arch).state_dict()
+    refiner = [k for k in weights if k.startswith("refiner.")]
+    assert any("running_mean" in k for k in refiner)  # the refiner never ran: not even its BatchNorm statistics moved
+    assert all(torch.equal(weights[k], start[k]) for k in refiner)
+    assert not all(torch.equal(weights[k], start[k]) for k in weights if k.startswith("lowres."))

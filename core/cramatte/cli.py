@@ -262,7 +262,9 @@ def cmd_train(args) -> int:
                         max_minutes=args.max_minutes, init_trunk=args.init_trunk or "",
                         init_weights=args.init_weights or "", schedule_minutes=args.schedule_minutes,
                         device=args.device, real_prob=args.real_prob, zoom_prob=args.zoom_prob,
-                        warmup=args.warmup)
+                        warmup=args.warmup, whole_prob=args.whole_prob, far=args.far, exclude=args.exclude or "",
+                        store=args.store or "", threads=args.threads, eval_data=args.eval_data or "",
+                        eval_every=args.eval_every, eval_count=args.eval_count)
     print(train(opts))
     return 0
 
@@ -393,6 +395,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of labelled photos kept on their own background (the rest are composited)")
     p.add_argument("--zoom-prob", type=float, default=0.0,
                    help="share of those shown whole and smaller, the rest mirrored, as a whole frame shows a person")
+    p.add_argument("--whole-prob", type=float, default=0.0,
+                   help="share of batches of whole photos at the low-res input shape the runtime gives them")
+    p.add_argument("--far", type=float, default=0.0,
+                   help="extra weight of coarse errors away from the subject (people behind it)")
+    p.add_argument("--exclude", help="CSV whose first column names photos with broken labels (docs/bad_labels.csv)")
+    p.add_argument("--store", help="folder for the training items prepared once (default: the user cache)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: every core)")
+    p.add_argument("--eval-data", help="a matting set scored every --eval-every steps into OUT/eval.csv")
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--eval-count", type=int, default=40, help="images of --eval-data scored (every third)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="SAD, MSE, MAD, Grad, Conn and IoU on matting sets")

@@ -8,7 +8,8 @@ import numpy as np
 
 from .metrics import all_metrics
 from .temporal import STRENGTH
-from .train.data import find_pairs, read_alpha
+from .io import read_alpha
+from .train.data import find_pairs
 
 COLUMNS = ["sad", "mse", "mad", "grad", "conn", "iou", "sad_u", "mse_u", "mad_u", "grad_u", "conn_u"]
 

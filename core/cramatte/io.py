@@ -77,6 +77,36 @@ def read_image(path) -> tuple:
     return img, "srgb"
 
 
+def _unit(img: np.ndarray) -> np.ndarray:
+    """An image in its file's dtype as float32 in [0, 1]."""
+    return img.astype(np.float32) / np.float32(np.iinfo(img.dtype).max if img.dtype.kind in "ui" else 1)
+
+
+def read_rgb(path) -> np.ndarray:
+    """HxWx3 uint8 sRGB of an image file (alpha dropped, 16 bits scaled down)."""
+    img = read_image(path)[0][..., :3]
+    return img if img.dtype == np.uint8 else quantize(_unit(img), 8)
+
+
+def read_alpha(path) -> np.ndarray:
+    """HxW float32 in [0, 1] of a matte file: its alpha channel if it has one, else its first channel."""
+    img = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"cannot read alpha {path}")
+    if img.ndim == 3:
+        img = img[..., 3] if img.shape[2] == 4 else img[..., 0]
+    return _unit(img)
+
+
+def read_cutout(path) -> tuple:
+    """(HxWx3 uint8 sRGB, HxW float32 alpha) of an RGBA cut-out."""
+    img = read_image(path)[0]
+    if img.ndim != 3 or img.shape[2] != 4:
+        raise ValueError(f"{path} is not an RGBA image")
+    rgb = img[..., :3]
+    return (rgb if rgb.dtype == np.uint8 else quantize(_unit(rgb), 8)), _unit(img[..., 3])
+
+
 def _check_complete(path, tail: bytes) -> None:
     """A JPEG or PNG cut short decodes with blank rows and only a library warning: refuse it instead."""
     suffix = Path(path).suffix.lower()

@@ -4,9 +4,24 @@ import torch
 import torch.nn.functional as F
 
 
-def focal(logits, target, gamma: float = 2.0):
+TERMS = tuple(f"{t}_{s}" for s in ("s16", "s8", "s4") for t in ("bce", "focal")) + ("l1", "lap", "comp")
+
+
+def focal(logits, target, gamma: float = 2.0, weight=None):
     logp = F.log_softmax(logits, 1).gather(1, target[:, None])[:, 0]
-    return (-(1 - logp.exp()) ** gamma * logp).mean()
+    return _mean(-(1 - logp.exp()) ** gamma * logp, weight)
+
+
+def _mean(x, weight=None):
+    return x.mean() if weight is None else (x * weight).sum() / weight.expand_as(x).sum()
+
+
+def far_weight(a, weight: float):
+    """1 near the subject, 1 + `weight` where the coarse alpha target is empty for a sixteenth of the
+    map's long side around (people behind the subject, clutter): [N, 1, h, w]."""
+    r = max(1, round(max(a.shape[-2:]) / 16))
+    near = F.max_pool2d((a > 0.01).float(), 2 * r + 1, stride=1, padding=r)
+    return 1 + weight * (1 - near)
 
 
 def coarse_targets(alpha, trimap, size):
@@ -30,15 +45,17 @@ def laplacian_pyramid(x, levels: int = 5):
     return out + [x]
 
 
-def matting_loss(out: dict, batch: dict, coarse_only: bool = False) -> dict:
-    """Loss terms from the model's aux output and a batch of `cramatte.train.data.MattingData`."""
+def matting_loss(out: dict, batch: dict, coarse_only: bool = False, far: float = 0.0) -> dict:
+    """Loss terms from the model's aux output and a batch of `cramatte.train.data.Batches`; `far`
+    weights the coarse terms away from the subject (`far_weight`)."""
     alpha, trimap = batch["alpha"], batch["trimap"]
     terms = {}
     for name, logits in zip(("s16", "s8", "s4"), out["logits"]):
         logits = logits.float()
         a, t = coarse_targets(alpha, trimap, logits.shape[-2:])
-        terms[f"bce_{name}"] = F.binary_cross_entropy_with_logits(logits[:, :1], a)
-        terms[f"focal_{name}"] = focal(logits[:, 1:], t)
+        w = far_weight(a, far) if far else None
+        terms[f"bce_{name}"] = _mean(F.binary_cross_entropy_with_logits(logits[:, :1], a, reduction="none"), w)
+        terms[f"focal_{name}"] = focal(logits[:, 1:], t, weight=None if w is None else w[:, 0])
     if coarse_only:
         return terms
     pred = out["alpha"].float()

@@ -16,8 +16,10 @@ from torch.utils.data import DataLoader
 from ..model.configs import get_config
 from ..model.matting import CramatteNet
 from ..checkpoint import save_model
-from .data import MattingData, ResumableSampler, find_cutouts, find_pairs
-from .losses import matting_loss
+from ..cache import user_cache
+from .data import Batches, MattingData, ResumableSampler, find_cutouts, find_pairs
+from .losses import TERMS, matting_loss
+from .store import open_store
 
 STAGES = ("joint", "lowres", "refiner")
 
@@ -46,14 +48,63 @@ class TrainOptions:
     device: str = "auto"
     real_prob: float = 0.3  # share of photos that keep their own background (the rest are composited)
     zoom_prob: float = 0.0  # share of those shown whole and smaller (person size as in a whole frame)
+    whole_prob: float = 0.0  # share of batches of whole photos at the runtime's low-res input shape
+    far: float = 0.0  # extra weight of coarse errors away from the subject
+    exclude: str = ""  # file listing photos (names, first column) whose teacher label is broken
+    store: str = ""  # folder of prepared training items ("": the user cache)
+    threads: int = 0  # torch threads (0: every core)
+    eval_data: str = ""  # a matting set scored every `eval_every` steps (`eval_count` of its images)
+    eval_every: int = 500
+    eval_count: int = 40
 
 
-def build_data(opts: TrainOptions) -> MattingData:
+def build_data(opts: TrainOptions, log=print) -> MattingData:
+    """The training set; decoding, resizing and foreground estimates are prepared once (`store`)."""
     pairs = [p for d in opts.data for p in find_pairs(d)]
     cutouts = [p for d in opts.cutouts for p in find_cutouts(d)] + [p for d in opts.data for p in find_cutouts(d)]
     bgs = [p for d in opts.backgrounds for p in sorted(Path(d).iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
-    return MattingData(pairs, cutouts, bgs, size=opts.size, seed=opts.seed, real_prob=opts.real_prob,
-                       zoom_prob=opts.zoom_prob)
+    root = Path(opts.store) if opts.store else user_cache("train")
+    stores = [open_store(s, root, workers=max(1, opts.workers), log=log) if s else [] for s in (pairs, cutouts, bgs)]
+    return MattingData(*stores, size=opts.size, seed=opts.seed, real_prob=opts.real_prob, zoom_prob=opts.zoom_prob,
+                       exclude=read_exclusions(opts.exclude) if opts.exclude else ())
+
+
+def read_exclusions(path) -> set:
+    """Photo names from the first column of a CSV with a header (`docs/bad_labels.csv`)."""
+    with open(path, newline="") as f:
+        return {row[0] for row in list(csv.reader(f))[1:] if row}
+
+
+def _worker_init(_) -> None:
+    import cv2
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def score(model: CramatteNet, pairs: list, config: str) -> dict:
+    """Mean MAD (x1e3) and IoU of the model (fp32, eval mode) on (image, alpha) path pairs, as the
+    runtime mattes whole frames."""
+    from .. import io
+    from ..metrics import iou, mad
+    from ..model.configs import get_config
+
+    cfg = get_config(config)
+    was_training = model.training
+    model.eval()
+    mads, ious = [], []
+    with torch.no_grad():
+        for image_path, alpha_path in pairs:
+            rgb, gt = io.read_rgb(image_path), io.read_alpha(alpha_path)
+            h, w = rgb.shape[:2]
+            lh, lw = cfg.internal_size(h, w)
+            src = torch.from_numpy(rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255)
+            src_lr = F.interpolate(src, size=(lh, lw), mode="area")
+            pred = model(src, src_lr, torch.tensor(cfg.regions(h, w)))[0, 0].numpy()
+            mads.append(mad(pred, gt))
+            ious.append(iou(pred, gt))
+    model.train(was_training)
+    return {"mad": float(np.mean(mads)), "iou": float(np.mean(ious))}
 
 
 def _lr_factor(step: int, seconds: float, opts: TrainOptions) -> float:
@@ -107,6 +158,21 @@ def _init_from(model: CramatteNet, path: str, log) -> None:
     log(f"initialised {len(state)}/{len(own)} tensors from {path}" + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
 
 
+def _log_score(out: Path, model, pairs: list, step: int, seconds: float, opts: TrainOptions, log) -> None:
+    """Score the eval subset and append it to `eval.csv`."""
+    tick = time.monotonic()
+    result = score(model, pairs, opts.config)
+    path = out / "eval.csv"
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(["step", "seconds", "mad", "iou", "images"])
+        w.writerow([step, seconds, round(result["mad"], 3), round(result["iou"], 4), len(pairs)])
+    log(f"step {step}: {len(pairs)} eval images MAD {result['mad']:.2f} IoU {result['iou']:.4f} "
+        f"({time.monotonic() - tick:.0f} s)")
+
+
 def _set_stage(model: CramatteNet, stage: str) -> None:
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
@@ -131,6 +197,8 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
         from ..model.trunk import load_onnx_trunk
         load_onnx_trunk(model.lowres.trunk, opts.init_trunk)
     _set_stage(model, opts.stage)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
     model = model.to(device, memory_format=torch.channels_last).train()
     trunk = set(id(p) for p in model.lowres.trunk.parameters())
     params = [p for p in model.parameters() if p.requires_grad]
@@ -143,11 +211,12 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
     step, seconds = _load_checkpoint(ckpt, model, optim) if ckpt.exists() else (0, 0.0)
     if step:
         log(f"resumed from {ckpt} at step {step}")
-    data = build_data(opts)
-    loader = DataLoader(data, batch_size=opts.batch, sampler=ResumableSampler(step * opts.batch),
-                        num_workers=opts.workers, persistent_workers=opts.workers > 0,
-                        prefetch_factor=2 if opts.workers > 0 else None, pin_memory=device.type == "cuda",
+    data = Batches(build_data(opts, log), opts.batch, opts.whole_prob, cfg.internal)
+    loader = DataLoader(data, batch_size=None, sampler=ResumableSampler(step), num_workers=opts.workers,
+                        persistent_workers=opts.workers > 0, prefetch_factor=2 if opts.workers > 0 else None,
+                        pin_memory=device.type == "cuda", worker_init_fn=_worker_init,
                         multiprocessing_context="spawn" if opts.workers > 0 else None)
+    eval_pairs = find_pairs(opts.eval_data)[::3][:opts.eval_count] if opts.eval_data else []
     lr_sizes = [s for s in range(opts.size // 2, opts.size + 1, 32) if s % 32 == 0] or [opts.size]
     log_file = (out / "log.csv").open("a", newline="")
     writer = None
@@ -168,14 +237,20 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
         batch = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
         rng = np.random.default_rng([opts.seed, step])
         lr_size = int(rng.choice(lr_sizes))
-        src = batch["image"].contiguous(memory_format=torch.channels_last)
-        src_lr = F.interpolate(src, size=(lr_size, lr_size), mode="area")
-        k = torch.tensor(4 * 2 * (opts.size // 8))
         for g, base in zip(optim.param_groups, base_lrs):
             g["lr"] = base * _lr_factor(step, now, opts)
+        # Whole frames come at their low-res shape and train the low-res network alone, as does the
+        # low-res stage: the refiner's forward pass would be wasted work there.
+        coarse_only = opts.stage == "lowres" or "image_lr" in batch
         with bf16:
-            out_aux = model(src, src_lr, k, return_aux=True)
-        terms = matting_loss(out_aux, batch, coarse_only=opts.stage == "lowres")
+            if "image_lr" in batch:
+                out_aux = {"logits": model.coarse(batch["image_lr"].contiguous(memory_format=torch.channels_last))[0]}
+            else:
+                src = batch["image"].contiguous(memory_format=torch.channels_last)
+                src_lr = F.interpolate(src, size=(lr_size, lr_size), mode="area")
+                out_aux = {"logits": model.coarse(src_lr)[0]} if coarse_only else \
+                    model(src, src_lr, torch.tensor(4 * 2 * (opts.size // 8)), return_aux=True)
+        terms = matting_loss(out_aux, batch, coarse_only=coarse_only, far=opts.far)
         loss = sum(terms.values())
         optim.zero_grad(set_to_none=True)
         loss.backward()
@@ -183,9 +258,10 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
         optim.step()
         step += 1
         row = {"step": step, "seconds": round(seconds + clock() - start, 1), "lr": optim.param_groups[-1]["lr"],
-               "loss": float(loss.detach()), **{k: round(float(v.detach()), 5) for k, v in terms.items()}}
+               "loss": float(loss.detach()), **{k: round(float(v.detach()), 5) for k, v in terms.items()},
+               "whole": int("image_lr" in batch)}
         if writer is None:
-            writer = csv.DictWriter(log_file, fieldnames=list(row), extrasaction="ignore")
+            writer = csv.DictWriter(log_file, fieldnames=["step", "seconds", "lr", "loss", *TERMS, "whole"])
             if log_file.tell() == 0:
                 writer.writeheader()
         writer.writerow(row)
@@ -194,6 +270,10 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
             log(f"step {step} loss {row['loss']:.4f} ({row['seconds']} s)")
         if step % opts.checkpoint_every == 0:
             _save_checkpoint(ckpt, model, optim, step, seconds + clock() - start, opts)
+        if eval_pairs and step % opts.eval_every == 0:
+            tick = clock()
+            _log_score(out, model, eval_pairs, step, row["seconds"], opts, log)
+            start += clock() - tick  # scoring is not training time
     _save_checkpoint(ckpt, model, optim, step, seconds + clock() - start, opts)
     log_file.close()
     final = out / "model.safetensors"

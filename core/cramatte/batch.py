@@ -19,8 +19,6 @@ from .frames import COLORSPACES, to_unit_float
 from .temporal import STRENGTH
 
 OUTPUTS = ("alpha", "rgba", "premultiplied", "composite")
-FORMATS = ("png", "exr")
-VIDEO_CODECS = ("png", *io.VIDEO_CODECS)
 # A user's mistake or a bad input, reported in one line (the traceback only with -v).
 USER_ERRORS = (ValueError, OSError, ImportError, MemoryError)
 
@@ -53,10 +51,10 @@ class Job:
     def __post_init__(self):
         outputs = (self.outputs,) if isinstance(self.outputs, str) else tuple(self.outputs)
         object.__setattr__(self, "outputs", outputs)
-        for name, values, allowed in (("output", outputs, OUTPUTS), ("format", [self.format], FORMATS),
+        for name, values, allowed in (("output", outputs, OUTPUTS), ("format", [self.format], ("png", "exr")),
                                       ("depth", [self.depth], (8, 16)),
                                       ("colorspace", [self.colorspace], ("auto", *COLORSPACES)),
-                                      ("video codec", [self.video_codec], VIDEO_CODECS)):
+                                      ("video codec", [self.video_codec], ("png", *io.VIDEO_CODECS))):
             for value in values:
                 if value not in allowed:
                     raise ValueError(f"unknown {name} {value!r}; choose {', '.join(map(str, allowed))}")

@@ -103,3 +103,32 @@ def test_a_lost_worker_costs_only_its_chunk(cluster, tmp_path):
     assert proc.returncode == 0, out
     assert tree(tmp_path / "farm") == tree(tmp_path / "local")  # every frame, as a local run writes it
     assert not list((tmp_path / "farm").glob(".*"))
+
+
+def test_farm_files_from_python_equals_the_command(cluster, tmp_path, monkeypatch):
+    """`cramatte.farm_files` writes what `cramatte farm` writes, reports what it prints, and leaves Ray as
+    it found it (not connected)."""
+    address, env = cluster
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):  # this process's driver authenticates as the nodes do
+        monkeypatch.setenv(name, env[name])  # (set before Ray loads)
+    import ray
+
+    import cramatte
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    shot(shots / "a.mp4", 7)
+    cv2.imwrite(str(shots / "c.png"), cv2.resize(cv2.imread(str(SAMPLE)), (96, 64)))
+    (shots / "broken.png").write_bytes(b"\x89PNG garbage")
+    proc = farm(cluster, shots, "-o", tmp_path / "cli", "--output", "alpha", "rgba")
+    out = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 2, out
+    report = cramatte.farm_files(shots, tmp_path / "api", outputs=("alpha", "rgba"),
+                                 cluster=cramatte.Cluster(address=address), progress=False)
+    assert tree(tmp_path / "api") == tree(tmp_path / "cli")  # byte for byte, names included
+    assert report.inputs == 3 and len(report.failed) == 1 and f"  {report.failed[0]}\n" in out
+    assert "broken.png" in report.failed[0]
+    assert sorted(p.name for p in report.written) == ["a_alpha", "a_rgba", "c_alpha.png", "c_rgba.png"]
+    assert not ray.is_initialized()
+    with pytest.raises(ValueError, match="image sequences"):
+        cramatte.farm_files(shots, tmp_path / "api", video_codec="prores")

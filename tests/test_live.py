@@ -1,4 +1,5 @@
 """LiveMatter: the model in a child process, newest frame wins, failures reported, never blocking."""
+import subprocess
 import sys
 import time
 
@@ -83,3 +84,10 @@ def test_an_environment_without_cramatte_says_so(tmp_path):
         assert wait(lambda: live.error is not None) and "No module named" in live.error
     finally:
         live.close()
+
+
+def test_the_host_side_loads_no_opencv_and_no_model_runtime():
+    code = ("import sys, cramatte.live; "
+            "print(sorted(m for m in ('cv2', 'onnxruntime', 'cramatte.runtime') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]"

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from cramatte.model import regions
+from cramatte.model import torch_regions as regions
 from cramatte.model.configs import ARCH, CONFIGS, get_config
 from cramatte.model.matting import CramatteNet
 

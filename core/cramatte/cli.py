@@ -1,193 +1,27 @@
 """The `cramatte` command: matte images, folders and videos; info; export; train; eval."""
 import argparse
 import logging
-import os
 import sys
 import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 
-import numpy as np
-
+from .batch import OUTPUTS, USER_ERRORS, Job, matte_files
 from .temporal import STRENGTH
 
-OUTPUTS = ("alpha", "rgba", "premultiplied", "composite")
-# A user's mistake or a bad input, reported in one line (the traceback only with -v).
-USER_ERRORS = (ValueError, OSError, ImportError, MemoryError)
 
-
-def _parse_background(spec: str):
-    """'colour:#00ff00' / 'colour:0,1,0' / 'blur[:sigma]' / 'image:PATH' -> (kind, value)."""
-    kind, _, value = spec.partition(":")
-    if kind in ("color", "colour"):
-        value = value or "#00ff00"
-        try:
-            if value.startswith("#"):
-                if len(value) != 7:
-                    raise ValueError
-                rgb = tuple(int(value[i:i + 2], 16) / 255 for i in (1, 3, 5))
-            else:
-                rgb = tuple(float(v) for v in value.split(","))
-        except ValueError:
-            raise ValueError(f"background colour {value!r} is neither #rrggbb nor r,g,b in [0, 1]") from None
-        if len(rgb) != 3 or not all(0 <= c <= 1 for c in rgb):
-            raise ValueError(f"background colour {value!r} needs 3 components in [0, 1] (or #rrggbb)")
-        return "colour", rgb
-    if kind == "blur":
-        try:
-            sigma = float(value or 20)
-        except ValueError:
-            sigma = -1.0
-        if not 0 < sigma <= 500:
-            raise ValueError(f"blur strength {value!r} must be a number above 0 and at most 500 (e.g. blur:20)")
-        return "blur", sigma
-    if kind == "image":
-        from .io import read_image
-        from .frames import to_unit_float
-        img, _ = read_image(value)
-        return "image", to_unit_float(img[None])[0]
-    raise ValueError(f"unknown background {spec!r}; use colour:#rrggbb, blur[:sigma] or image:PATH")
-
-
-class FrameWriter:
-    """Turns one frame + matte into the requested outputs, as images or into a video."""
-
-    def __init__(self, args, background):
-        self.args, self.background = args, background
-
-    def pictures(self, frame01: np.ndarray, matte) -> dict:
-        from . import compose
-
-        out = {}
-        for kind in self.args.output:
-            if kind == "alpha":
-                out[kind] = matte.alpha
-            elif kind in ("rgba", "premultiplied"):
-                out[kind] = matte.rgba(kind == "premultiplied")
-            else:
-                bkind, value = self.background
-                bg = compose.background_like(bkind, frame01, colour=value if bkind == "colour" else (0, 1, 0),
-                                             blur=value if bkind == "blur" else 20.0,
-                                             image=value if bkind == "image" else None)
-                out[kind] = compose.composite(matte.foreground, matte.alpha, bg)
-        return out
-
-
-def _destinations(path: Path, args, out_dir: Path) -> dict:
-    """Output kind -> where `path`'s output goes: a file, or for a PNG-sequence video a folder."""
-    from . import io
-
-    suffix = ".exr" if args.format == "exr" else ".png"
-    if not io.is_video(path):
-        return {k: out_dir / f"{path.stem}_{k}{suffix}" for k in args.output}
-    if args.video_codec == "png":
-        return {k: out_dir / f"{path.stem}_{k}" for k in args.output}
-    return {k: out_dir / f"{path.stem}_{k}{io.VIDEO_CODECS[args.video_codec][0]}" for k in args.output}
-
-
-def _plan(inputs: list, args, out_dir: Path) -> list:
-    """(input, {kind: destination}) for every input; refuses, before any work, an output folder that is a
-    file, two inputs with one output, and an output that is an input."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"-o {out_dir}: it is a file; give a folder for the outputs")
-    plan = [(p, _destinations(p, args, out_dir)) for p in inputs]
-    owners: dict = {}
-    for path, dests in plan:
-        for dest in dests.values():
-            owners.setdefault(dest.resolve(), []).append(path)
-    clashes = [f"{', '.join(map(str, srcs))} -> {dest.name}" for dest, srcs in owners.items() if len(srcs) > 1]
-    if clashes:
-        raise ValueError("inputs that would write the same output (rename one, or matte them into separate "
-                         "folders): " + "; ".join(clashes))
-    sources = {p.resolve() for p in inputs}
-    for dest in owners:
-        if dest in sources:
-            raise FileExistsError(f"{dest} is an input; refusing to write over it")
-    return plan
-
-
-def pending(dests: dict, args) -> dict:
-    """The outputs still to write: all of them with --overwrite, else those that do not exist yet."""
-    return {k: d for k, d in dests.items() if args.overwrite or not os.path.lexists(d)}
-
-
-def _matte_image(path: Path, todo: dict, matter, writer, args, need_fg: bool) -> None:
-    from . import io
-    from .frames import to_unit_float
-
-    frame, space = io.read_image(path)
-    space = space if args.colorspace == "auto" else args.colorspace
-    matte = matter(frame, colorspace=space, foreground=need_fg)
-    for kind, pixels in writer.pictures(to_unit_float(frame[None])[0], matte).items():
-        if kind in todo:
-            print(io.write_image(todo[kind], pixels, args.depth, args.overwrite))
-
-
-def _matte_video(path: Path, todo: dict, matter, writer, args, need_fg: bool) -> None:
-    """Frames in order through video mode; a PNG sequence is written into a private folder that takes its
-    final name only when the last frame is in, and a video file appears only when it is complete."""
-    from tqdm import tqdm
-
-    from . import io
-    from .frames import to_unit_float
-    from .runtime import VideoMatter
-
-    suffix = ".exr" if args.format == "exr" else ".png"
-    frames, fps, count = io.read_video(path)
-    video_matter = VideoMatter(matter, strength=args.temporal)
-    sequences = {k: io.Staged(d, args.overwrite, folder=True) for k, d in todo.items()} \
-        if args.video_codec == "png" else {}
-    videos = {}
-    try:
-        for i, frame in enumerate(tqdm(frames, total=count or None, desc=path.name, unit="frame")):
-            matte = video_matter(frame, foreground=need_fg)
-            for kind, pixels in writer.pictures(to_unit_float(frame[None])[0], matte).items():
-                if kind in sequences:
-                    io.write_image(sequences[kind].tmp / f"{i:06d}{suffix}", pixels, args.depth, staged=False)
-                elif kind in todo:
-                    if kind not in videos:
-                        videos[kind] = io.VideoWriter(todo[kind], args.video_codec, fps, frame.shape[1],
-                                                      frame.shape[0], args.overwrite)
-                    videos[kind].write(_as_rgba(pixels))
-        for kind, v in list(videos.items()):
-            print(v.close())
-            del videos[kind]
-        for stage in sequences.values():
-            print(stage.publish())
-    finally:
-        for v in videos.values():
-            v.abort()
-        for stage in sequences.values():
-            stage.discard()
+def _job(args, **extra) -> Job:
+    """The batch job of `matte` and `farm` from their shared options."""
+    return Job(outputs=tuple(args.output), format=args.format, depth=args.depth, background=args.background,
+               colorspace=args.colorspace, temporal=args.temporal, overwrite=args.overwrite, model=args.model,
+               config=args.config, backend=args.backend, device=args.device, **extra)
 
 
 def cmd_matte(args) -> int:
-    from . import io
-    from .runtime import Matter
-
-    writer = FrameWriter(args, _parse_background(args.background))
-    inputs = io.expand_inputs(args.inputs)
-    if not inputs:
-        raise ValueError("no images or videos found in the inputs")
-    plan = _plan(inputs, args, Path(args.out))
-    matter = Matter(args.model, config=args.config, backend=args.backend, device=args.device, threads=args.threads)
-    need_fg = any(o != "alpha" for o in args.output)
-    failures, skipped = [], 0
-    for path, dests in plan:
-        todo = pending(dests, args)
-        if not todo:
-            skipped += 1
-            print(f"{path}: done already ({', '.join(d.name for d in dests.values())}); skipped")
-            continue
-        try:
-            (_matte_video if io.is_video(path) else _matte_image)(path, todo, matter, writer, args, need_fg)
-        except USER_ERRORS as e:
-            failures.append(_naming(path, e))
-            print(f"cramatte: error: {failures[-1]}", file=sys.stderr)
-            logging.getLogger("cramatte").debug("details", exc_info=True)
-    if skipped:
-        print(f"{skipped} of {len(plan)} inputs were done already (--overwrite redoes them)")
-    return report_failures(failures, f"cramatte: {len(failures)} of {len(plan)} inputs failed:")
+    report = matte_files(args.inputs, args.out, _job(args, video_codec=args.video_codec, threads=args.threads))
+    if report.skipped:
+        print(f"{len(report.skipped)} of {report.inputs} inputs were done already (--overwrite redoes them)")
+    return report_failures(report.failed, f"cramatte: {len(report.failed)} of {report.inputs} inputs failed:")
 
 
 def report_failures(failures: list, heading: str) -> int:
@@ -198,20 +32,6 @@ def report_failures(failures: list, heading: str) -> int:
     for line in failures:
         print(f"  {line}", file=sys.stderr)
     return 2
-
-
-def _naming(path: Path, e: BaseException) -> str:
-    """The error's message, with the input's name in front when the message does not name it."""
-    text = "not enough memory for this frame" if isinstance(e, MemoryError) else str(e) or type(e).__name__
-    return text if str(path) in text else f"{path}: {text}"
-
-
-def _as_rgba(pixels: np.ndarray) -> np.ndarray:
-    if pixels.ndim == 2:
-        return np.repeat(pixels[..., None], 4, -1) * [1, 1, 1, 0] + [0, 0, 0, 1]
-    if pixels.shape[-1] == 3:
-        return np.concatenate([pixels, np.ones_like(pixels[..., :1])], -1)
-    return pixels
 
 
 def cmd_info(args) -> int:
@@ -319,12 +139,13 @@ def _matte_args(p, inputs: str = "+"):
 
 
 def cmd_farm(args) -> int:
-    from . import io
-    from .farm import expand_farm_inputs, run_farm
+    from .farm import Cluster, expand_farm_inputs, farm_files
 
-    _parse_background(args.background)  # a bad setting fails here, before any cluster starts
-    args.video_codec = "png"
-    return run_farm(io.expand_inputs(expand_farm_inputs(args.inputs, args.list)), args)
+    cluster = Cluster(address=args.address, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
+                      gpus_per_worker=args.gpus_per_worker, chunk=args.chunk, overlap=args.overlap,
+                      retries=args.retries)
+    report = farm_files(expand_farm_inputs(args.inputs, args.list), args.out, _job(args), cluster=cluster)
+    return report_failures(report.failed, f"cramatte farm: {len(report.failed)} failures:")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""`cramatte farm`: many shots matted on a Ray cluster, resumable and fault tolerant.
+"""`cramatte farm` and `cramatte.farm_files`: many shots matted on a Ray cluster, resumable and fault tolerant.
 
 Each Ray worker is an actor holding one loaded `Matter`, so the model loads once per worker. Work is
 cut into chunks: a video into runs of `chunk` frames, each starting `overlap` frames early so video
@@ -11,17 +11,32 @@ worker that dies and reruns its chunk; a rerun of the command skips finished sho
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 
 from . import io
+from .batch import USER_ERRORS, FrameWriter, Job, Report, as_paths, error_line, matte_image, parse_background, plan
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where and how a farm run works: the Ray cluster (`address`: None for a local cluster of this
+    machine's cores, "auto", or "ray://host:10001"), worker actors (0: the cluster's CPUs divided by
+    `cpus_per_worker`) with their CPUs (and inference threads) and GPUs, frames or images per
+    chunk, warm-up frames before a video chunk, and restarts of a lost worker."""
+    address: str | None = None
+    workers: int = 0
+    cpus_per_worker: int = 1
+    gpus_per_worker: float = 0.0
+    chunk: int = 100
+    overlap: int = 8
+    retries: int = 3
 
 
 @dataclass(frozen=True)
@@ -54,10 +69,6 @@ def partial_folder(final: Path) -> Path:
     return final.with_name(f".{final.name}.farm-partial")
 
 
-def frame_name(i: int, args) -> str:
-    return f"{i:06d}{'.exr' if args.format == 'exr' else '.png'}"
-
-
 def video_frames(path: Path) -> int:
     cap = cv2.VideoCapture(os.fspath(path))
     if not cap.isOpened():
@@ -72,37 +83,33 @@ def video_frames(path: Path) -> int:
 class Worker:
     """One Ray actor: a loaded `Matter` and the writer of `cramatte matte`, for chunk after chunk."""
 
-    def __init__(self, options: dict):
-        from .cli import FrameWriter, _parse_background
+    def __init__(self, job: Job):
         from .runtime import Matter
 
-        self.args = argparse.Namespace(**options)
-        a = self.args
-        self.matter = Matter(a.model, config=a.config, backend=a.backend, device=a.device, threads=a.threads)
-        self.writer = FrameWriter(a, _parse_background(a.background))
-        self.need_fg = any(o != "alpha" for o in a.output)
+        self.job = job
+        self.matter = Matter(job.model, config=job.config, backend=job.backend, device=job.device,
+                             threads=job.threads)
+        self.writer = FrameWriter(job)
 
     def ready(self) -> bool:
         return True
 
     def run(self, chunk: Chunk, dests: dict) -> tuple:
-        """Matte one chunk; returns (frames written, seconds, [(input, error message)]). A bad input is
-        reported, not raised: Ray retries a chunk only when its worker dies."""
-        from .cli import USER_ERRORS, _matte_image, _naming, pending
-
-        start, written, failures = time.perf_counter(), 0, []
+        """Matte one chunk; returns (frames written, seconds, [(input, error message)], [image outputs
+        written]). A bad input is reported, not raised: Ray retries a chunk only when its worker dies."""
+        start, written, failures, files = time.perf_counter(), 0, [], []
         for path in chunk.images or (chunk.shot,):
             try:
                 if chunk.images:
-                    todo = {k: Path(d) for k, d in pending(dests[path], self.args).items()}
+                    todo = self.job.pending({k: Path(d) for k, d in dests[path].items()})
                     if todo:
-                        _matte_image(Path(path), todo, self.matter, self.writer, self.args, self.need_fg)
+                        matte_image(Path(path), todo, self.matter, self.writer, files.append)
                     written += 1
                 else:
                     written += self._video(chunk, {k: Path(d) for k, d in dests[path].items()})
             except USER_ERRORS as e:
-                failures.append((path, _naming(Path(path), e)))
-        return written, time.perf_counter() - start, failures
+                failures.append((path, error_line(path, e)))
+        return written, time.perf_counter() - start, failures, files
 
     def _video(self, chunk: Chunk, dests: dict) -> int:
         from .frames import to_unit_float
@@ -114,7 +121,7 @@ class Worker:
         for _ in range(first):
             if not cap.grab():
                 raise ValueError(f"cannot read video {chunk.shot}: it ends before frame {first}")
-        video = VideoMatter(self.matter, strength=self.args.temporal)
+        video = VideoMatter(self.matter, strength=self.job.temporal)
         written = 0
         try:
             for i in range(first, chunk.stop):
@@ -123,13 +130,13 @@ class Worker:
                     raise ValueError(f"cannot read video {chunk.shot}: decoded {i} of {chunk.stop} frames "
                                      "(truncated or corrupt)")
                 frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                matte = video(frame, foreground=self.need_fg)
+                matte = video(frame, foreground=self.job.needs_foreground)
                 if i < chunk.start:
                     continue
-                name = frame_name(i, self.args)
+                name = self.job.frame_name(i)
                 for kind, pixels in self.writer.pictures(to_unit_float(frame[None])[0], matte).items():
                     if not os.path.lexists(folders[kind] / name):
-                        io.write_image(folders[kind] / name, pixels, self.args.depth)
+                        io.write_image(folders[kind] / name, pixels, self.job.depth)
                 written += 1
         finally:
             cap.release()
@@ -156,15 +163,13 @@ def expand_farm_inputs(inputs: list, list_file: str | None = None) -> list:
     return out
 
 
-def plan_chunks(plan: list, args) -> tuple:
-    """(chunks to run, {shot: Shot}, frames already done) for `cli._plan`'s output, skipping what a
+def plan_chunks(planned: list, job: Job, cluster: Cluster) -> tuple:
+    """(chunks to run, {shot: Shot}, frames already done) for `batch.plan`'s output, skipping what a
     previous run finished: whole shots, and video chunks whose every frame is in the partial folder."""
-    from .cli import pending
-
     chunks, shots, finished = [], {}, 0
     images = []
-    for path, dests in plan:
-        todo = pending(dests, args)
+    for path, dests in planned:
+        todo = job.pending(dests)
         if not io.is_video(path):
             shots[str(path)] = Shot(frames=1)
             if todo:
@@ -179,19 +184,19 @@ def plan_chunks(plan: list, args) -> tuple:
             continue
         for kind, final in todo.items():
             folder = partial_folder(final)
-            if args.overwrite and folder.exists():
+            if job.overwrite and folder.exists():
                 shutil.rmtree(folder)
             _own_folder(folder)
-        for start in range(0, count, args.chunk):
-            chunk = Chunk(str(path), start, min(start + args.chunk, count), min(args.overlap, start))
-            have = all(os.path.lexists(partial_folder(todo[k]) / frame_name(i, args))
+        for start in range(0, count, cluster.chunk):
+            chunk = Chunk(str(path), start, min(start + cluster.chunk, count), min(cluster.overlap, start))
+            have = all(os.path.lexists(partial_folder(todo[k]) / job.frame_name(i))
                        for k in todo for i in range(chunk.start, chunk.stop))
             if have:
                 finished += chunk.frames
             else:
                 chunks.append(chunk)
-    for i in range(0, len(images), args.chunk):
-        chunks.append(Chunk(images[i], images=tuple(images[i:i + args.chunk])))
+    for i in range(0, len(images), cluster.chunk):
+        chunks.append(Chunk(images[i], images=tuple(images[i:i + cluster.chunk])))
     return chunks, shots, finished
 
 
@@ -205,74 +210,101 @@ def _own_folder(folder: Path) -> None:
             raise FileExistsError(f"{folder} exists and is not this user's own partial folder; remove it") from None
 
 
-def publish_shot(path: str, dests: dict, args) -> None:
-    """Give a finished video's partial folders their final names (only when every frame is in)."""
+def publish_shot(path: str, dests: dict, job: Job) -> list:
+    """Give a finished video's partial folders their final names (only when every frame is in); returns
+    the folders published."""
     count = video_frames(Path(path))
+    published = []
     for kind, final in dests.items():
         folder = partial_folder(final)
         if not folder.exists():
             continue
         for leftover in folder.glob(".*"):  # a dead worker's private write folder
             shutil.rmtree(leftover, ignore_errors=True)
-        missing = [i for i in range(count) if not (folder / frame_name(i, args)).exists()]
+        missing = [i for i in range(count) if not (folder / job.frame_name(i)).exists()]
         if missing:
             raise ValueError(f"{path}: frames {missing[0]}..{missing[-1]} of {kind} are missing")
-        if os.path.lexists(final) and not args.overwrite:
+        if os.path.lexists(final) and not job.overwrite:
             raise FileExistsError(f"{final} appeared while the farm ran; the frames stay in {folder}")
         io.rename_folder(folder, final)
+        published.append(final)
+    return published
 
 
-def run_farm(inputs: list, args) -> int:
-    """The `cramatte farm` command after argument parsing; returns the exit code."""
-    from tqdm import tqdm
+def farm_files(inputs, out_dir, job: Job | None = None, *, cluster: Cluster = Cluster(), progress: bool = True,
+               **settings) -> Report:
+    """`cramatte.matte_files` on a Ray cluster: the same files (videos as image sequences), resumable.
 
-    from .cli import _naming, _plan, report_failures
-
+    inputs, out_dir, job and its keywords: as for `matte_files`; every node must see the same paths.
+    cluster: a `Cluster` (the local machine's cores by default). progress: print the plan, a progress
+    bar, the throughput and a table of the shots. Connects to Ray unless it is initialised already, and
+    shuts down only a connection of its own.
+    """
+    job = replace(job, **settings) if job else Job(**settings)
+    if job.video_codec != "png":
+        raise ValueError(f"the farm writes videos as image sequences, not {job.video_codec}: use video_codec='png'")
+    parse_background(job.background)  # a bad setting fails here, before any cluster starts
+    paths = io.expand_inputs(as_paths(inputs))
     try:
         import ray
     except ImportError:
         raise ImportError("cramatte farm needs Ray (cramatte's 'farm' extra): pip install 'ray==2.60.0'") from None
+    job = replace(job, threads=cluster.cpus_per_worker)
     # workers run in folders of their own: every path they see is absolute
-    inputs = [Path(p).absolute() for p in inputs]
-    plan = _plan(inputs, args, Path(args.out).absolute())
-    dests = {str(p): {k: str(d) for k, d in ds.items()} for p, ds in plan}
-    chunks, shots, finished = plan_chunks(plan, args)
+    planned = plan([p.absolute() for p in paths], job, Path(out_dir).absolute())
+    dests = {str(p): {k: str(d) for k, d in ds.items()} for p, ds in planned}
+    report = Report(inputs=len(planned), skipped=[p for p, ds in planned if not job.pending(ds)])
+    chunks, shots, finished = plan_chunks(planned, job, cluster)
     total = sum(s.frames for s in shots.values())
-    print(f"{len(shots)} shots, {total} frames: {finished} done already, {total - finished} to do "
-          f"in {len(chunks)} chunks")
+    if progress:
+        print(f"{len(shots)} shots, {total} frames: {finished} done already, {total - finished} to do "
+              f"in {len(chunks)} chunks")
     if chunks:
-        _run_chunks(ray, chunks, shots, dests, args, total, finished, tqdm)
-    failures = []
+        report.written += _run_chunks(ray, chunks, shots, dests, job, cluster, (total, finished), progress)
     for path, shot in shots.items():
         if not shot.failures and io.is_video(path) and any(partial_folder(Path(d)).exists() for d in dests[path].values()):
             try:
-                publish_shot(path, {k: Path(d) for k, d in dests[path].items()}, args)
+                report.written += publish_shot(path, {k: Path(d) for k, d in dests[path].items()}, job)
             except (ValueError, OSError) as e:
-                shot.failures.append(_naming(Path(path), e))
-        failures += shot.failures
-    print(f"{'shot':40} {'frames':>7} {'matted':>7} {'seconds':>8}  failures")
-    for path, shot in shots.items():
-        print(f"{Path(path).name[-40:]:40} {shot.frames:7d} {shot.done:7d} {shot.seconds:8.1f}  {len(shot.failures)}")
-    return report_failures(failures, f"cramatte farm: {len(failures)} failures:")
+                shot.failures.append(error_line(path, e))
+        report.failed += shot.failures
+    if progress:
+        print(f"{'shot':40} {'frames':>7} {'matted':>7} {'seconds':>8}  failures")
+        for path, shot in shots.items():
+            print(f"{Path(path).name[-40:]:40} {shot.frames:7d} {shot.done:7d} {shot.seconds:8.1f}  {len(shot.failures)}")
+    return report
 
 
-def _run_chunks(ray, chunks, shots, dests, args, total, finished, tqdm) -> None:
-    if not ray.is_initialized():
-        local = {} if args.address else {"include_dashboard": False}  # only for a cluster of its own
-        ray.init(address=args.address, logging_level="ERROR", log_to_driver=False, **local)
+def _run_chunks(ray, chunks, shots, dests, job, cluster, frames, progress) -> list:
+    """Run `chunks` on worker actors, adding each shot's frames, seconds and failures to `shots`; returns
+    the image outputs written. `frames`: (total, done already) for the progress bar."""
+    own = not ray.is_initialized()
+    if own:
+        local = {} if cluster.address else {"include_dashboard": False}  # only for a cluster of its own
+        ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False, **local)
     cpus = int(ray.cluster_resources().get("CPU", 1))
-    workers = args.workers or max(1, cpus // args.cpus_per_worker)
-    options = {k: getattr(args, k) for k in ("model", "config", "backend", "device", "output", "background",
-                                               "format", "depth", "colorspace", "temporal", "overwrite")}
-    options["threads"] = args.cpus_per_worker
-    remote = ray.remote(num_cpus=args.cpus_per_worker, num_gpus=args.gpus_per_worker, max_restarts=args.retries,
-                        max_task_retries=args.retries)(Worker)
-    actors = [remote.remote(options) for _ in range(min(workers, len(chunks)))]
-    ray.get([a.ready.remote() for a in actors])  # models loaded: the clock counts matting and scheduling only
-    queue, pending, idle = deque(chunks), {}, list(actors)
-    chunk_seconds, started = [], time.perf_counter()
-    bar = tqdm(total=total, initial=finished, unit="frame", desc="farm", smoothing=0.1)
+    workers = cluster.workers or max(1, cpus // cluster.cpus_per_worker)
+    remote = ray.remote(num_cpus=cluster.cpus_per_worker, num_gpus=cluster.gpus_per_worker,
+                        max_restarts=cluster.retries, max_task_retries=cluster.retries)(Worker)
+    actors = [remote.remote(job) for _ in range(min(workers, len(chunks)))]
     try:
+        ray.get([a.ready.remote() for a in actors])  # models loaded: the clock counts matting and scheduling only
+        return _schedule(ray, actors, chunks, shots, dests, frames, progress)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if own:
+            ray.shutdown()
+
+
+def _schedule(ray, actors, chunks, shots, dests, frames, progress) -> list:
+    """Hand chunks to idle actors until all are done; see `_run_chunks`."""
+    from tqdm import tqdm
+
+    queue, pending, idle, written = deque(chunks), {}, list(actors), []
+    chunk_seconds, started = [], time.perf_counter()
+    with tqdm(total=frames[0], initial=frames[1], unit="frame", desc="farm", smoothing=0.1,
+              disable=not progress) as bar:
         while queue or pending:
             while idle and queue:
                 actor, chunk = idle.pop(), queue.popleft()
@@ -280,13 +312,14 @@ def _run_chunks(ray, chunks, shots, dests, args, total, finished, tqdm) -> None:
             ready, _ = ray.wait(list(pending), num_returns=1)
             chunk, actor, submitted = pending.pop(ready[0])
             try:
-                done, seconds, failed = ray.get(ready[0])
+                done, seconds, failed, files = ray.get(ready[0])
             except ray.exceptions.RayError as e:  # a worker or node lost more often than the retries allow
                 shots[chunk.images[0] if chunk.images else chunk.shot].failures.append(
                     f"{chunk.label()}: not matted ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
                 idle.append(actor)
                 continue
             chunk_seconds.append((time.perf_counter() - submitted, seconds))
+            written += files
             for path, message in failed:
                 shots[path].failures.append(message)
             paths = chunk.images or (chunk.shot,)
@@ -295,10 +328,9 @@ def _run_chunks(ray, chunks, shots, dests, args, total, finished, tqdm) -> None:
                 shots[path].seconds += seconds / len(paths)
             bar.update(chunk.frames)
             idle.append(actor)
-    finally:
-        bar.close()
-    if chunk_seconds:
+    if progress and chunk_seconds:
         wall = time.perf_counter() - started
         overhead = sum(w - s for w, s in chunk_seconds) / len(chunk_seconds)
         print(f"{len(actors)} workers, {sum(c.frames for c in chunks) / wall:.1f} frames/s; "
               f"scheduling overhead {overhead * 1000:.0f} ms per chunk")
+    return written

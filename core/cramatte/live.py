@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .live_worker import receive, send
+from .live_protocol import receive, send
 
 
 def python_interpreter(env: str = "") -> str | None:

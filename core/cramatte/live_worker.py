@@ -2,10 +2,8 @@
 
 Reads messages from stdin (a start message, then frames with the current settings) and answers each on
 stdout with its alpha and, while blurring, a small blurred copy of the frame. Ends at end of input."""
-import json
 import os
 import signal
-import struct
 import sys
 import time
 
@@ -13,41 +11,7 @@ import cv2
 import numpy as np
 
 from .edges import adjust_edges
-
-HEADER = struct.Struct("<II")  # length of the JSON part, length of the binary part
-
-
-def send(stream, meta: dict, *arrays) -> None:
-    """One message: header, JSON, then the arrays' bytes back to back (their shapes go in `meta`)."""
-    body = json.dumps(meta).encode()
-    views = [memoryview(np.ascontiguousarray(a)).cast("B") for a in arrays]
-    stream.write(HEADER.pack(len(body), sum(v.nbytes for v in views)) + body)
-    for view in views:
-        stream.write(view)
-    stream.flush()
-
-
-def _read(stream, n: int):
-    buf = bytearray(n)
-    view, got = memoryview(buf), 0
-    while got < n:
-        k = stream.readinto(view[got:])
-        if not k:
-            return None
-        got += k
-    return buf
-
-
-def receive(stream):
-    """(meta, payload bytearray) of the next message, or None at end of input."""
-    head = _read(stream, HEADER.size)
-    if head is None:
-        return None
-    size, payload = HEADER.unpack(head)
-    body, data = _read(stream, size), _read(stream, payload)
-    if body is None or data is None:
-        return None
-    return json.loads(body), data
+from .live_protocol import receive, send
 
 
 def blurred(frame: np.ndarray, sigma: float) -> np.ndarray:

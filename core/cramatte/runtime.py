@@ -10,7 +10,7 @@ import numpy as np
 
 from . import compose
 from . import frames as F
-from . import regions as R
+from . import numpy_regions as R
 from .backends import OnnxBackend, TorchBackend, resolve_device
 from .foreground import estimate_foreground
 from .model.configs import Config, get_config

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .trunk import Trunk, _up2
+from .trunk import Trunk, up2
 
 
 class Attention(nn.Module):
@@ -75,6 +75,6 @@ class LowResNet(nn.Module):
         t = t + self.pos(t)
         n, c, h, w = t.shape
         t = self.norm(self.blocks(t.flatten(2).transpose(1, 2))).transpose(1, 2).reshape(n, c, h, w)
-        d8 = self.up8(torch.cat([_up2(t), f8], 1))
-        d4 = self.up4(torch.cat([_up2(d8), f4], 1))
+        d8 = self.up8(torch.cat([up2(t), f8], 1))
+        d4 = self.up4(torch.cat([up2(d8), f4], 1))
         return self.head16(t), self.head8(d8), self.head4(d4)

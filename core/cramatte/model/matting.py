@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import regions
+from . import torch_regions
 from .lowres import LowResNet
 from .refiner import Refiner
 
@@ -33,10 +33,10 @@ class CramatteNet(nn.Module):
 
     def forward(self, src, src_lr, k, return_aux: bool = False):
         h, w = src.shape[-2:]
-        pad_h, pad_w = (-h) % regions.REGION, (-w) % regions.REGION
+        pad_h, pad_w = (-h) % torch_regions.REGION, (-w) % torch_regions.REGION
         x = F.pad(src, (0, pad_w, 0, pad_h), mode="replicate")
         hp, wp = x.shape[-2:]
-        gh, gw = hp // regions.REGION, wp // regions.REGION
+        gh, gw = hp // torch_regions.REGION, wp // torch_regions.REGION
 
         logits, prob = self.coarse(src_lr)
         # Coarse alpha: bilinear to the frame; p(unknown): bilinear straight to the 8x8 grid.
@@ -44,12 +44,12 @@ class CramatteNet(nn.Module):
         alpha_up = F.pad(alpha_up, (0, pad_w, 0, pad_h), mode="replicate")
         p_unknown = F.interpolate(prob[:, 1:], size=(gh, gw), mode="bilinear", align_corners=False)[:, 0]
 
-        idx, valid = regions.select(p_unknown, k)
-        ordinal, mask = regions.neighbours(idx, valid, gh, gw)
-        m = regions.MARGIN
-        patches = regions.crop(F.pad(torch.cat([x, alpha_up], 1), (m, m, m, m), mode="replicate"), idx, gw)
+        idx, valid = torch_regions.select(p_unknown, k)
+        ordinal, mask = torch_regions.neighbours(idx, valid, gh, gw)
+        m = torch_regions.MARGIN
+        patches = torch_regions.crop(F.pad(torch.cat([x, alpha_up], 1), (m, m, m, m), mode="replicate"), idx, gw)
         blocks = self.refiner(patches, ordinal, mask)
-        alpha = regions.paste(alpha_up, blocks, idx, valid)[..., :h, :w]
+        alpha = torch_regions.paste(alpha_up, blocks, idx, valid)[..., :h, :w]
         if not return_aux:
             return alpha
         return {"alpha": alpha, "coarse": alpha_up[..., :h, :w], "logits": logits, "idx": idx, "valid": valid}

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .regions import MARGIN, NEIGHBOURS, REGION
+from .torch_regions import MARGIN, NEIGHBOURS, REGION
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1, padding: int = 0) -> nn.Sequential:
@@ -27,7 +27,7 @@ class CRALayer(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Linear(mlp, dim))
 
     def forward(self, t, ordinal, absent):
-        """t: tokens [N, K, C]; ordinal: [N, K, 9] from `regions.neighbours`; absent: [N, K, 9, 1], -inf
+        """t: tokens [N, K, C]; ordinal: [N, K, 9] from `torch_regions.neighbours`; absent: [N, K, 9, 1], -inf
         where its mask is false (no neighbour there), else 0."""
         n, k, c = t.shape
         hd = c // self.heads

@@ -71,12 +71,13 @@ class Trunk(nn.Module):
             if i in (2, 5, 9):  # last blocks at stride 4, 8 and 16
                 taps[i] = x
         p = self.top(F.relu6(self.head(x)))
-        p = F.relu(self.fuse16(_up2(p) + self.lat16(taps[9])))
-        p8 = F.relu(self.fuse8(_up2(p) + self.lat8(taps[5])))
-        return self.fuse4(_up2(p8) + self.lat4(taps[2])), p8
+        p = F.relu(self.fuse16(up2(p) + self.lat16(taps[9])))
+        p8 = F.relu(self.fuse8(up2(p) + self.lat8(taps[5])))
+        return self.fuse4(up2(p8) + self.lat4(taps[2])), p8
 
 
-def _up2(x):
+def up2(x):
+    """Bilinear x2 upsampling (the FPN's and the low-res decoder's)."""
     return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 

@@ -1,4 +1,4 @@
-"""Region refinement glue for inference, in numpy: the runtime twin of `cramatte.model.regions`.
+"""Region refinement glue for inference, in numpy: the runtime twin of `cramatte.model.torch_regions`.
 
 Between the two ONNX graphs the runtime picks the 8x8 cells to refine, gathers their windows straight
 from the caller's frame (no full-resolution float copy; clamped indices stand in for replicate
@@ -9,7 +9,7 @@ import numpy as np
 REGION = 8  # region side in full-resolution pixels
 MARGIN = 2  # context pixels around each region
 SIZE = REGION + 2 * MARGIN
-_DY = np.repeat(np.arange(-1, 2), 3)  # 3x3 neighbourhood in `model.regions.NEIGHBOURS` order
+_DY = np.repeat(np.arange(-1, 2), 3)  # 3x3 neighbourhood in `model.torch_regions.NEIGHBOURS` order
 _DX = np.tile(np.arange(-1, 2), 3)
 
 

@@ -281,6 +281,17 @@ def test_hostile_model_metadata_is_refused_before_allocation(tmp_path):
         load_model(path)
 
 
+@pytest.mark.parametrize("depth", [900, 200_000])
+def test_deeply_nested_model_metadata_is_one_short_line(tmp_path, capsys, depth):
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "deep.safetensors"
+    arch = '{"lowres": {"decoder": ' + "[" * depth + "]" * depth + "}}"
+    save_file({"x": np.zeros(1, np.float32)}, str(path), metadata={"format": "cramatte-1", "arch": arch})
+    assert run("matte", SAMPLE, "-o", tmp_path / "o", "--model", path, "--backend", "torch") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cramatte: error: {path} ") and err.count("\n") == 1 and len(err) < 300, err[:500]
+
 def test_threads_clamped_and_cache_private(tmp_path, monkeypatch):
     from cramatte.backends import _cores, clamp_threads
     from cramatte.cache import user_cache

@@ -97,7 +97,9 @@ class Staged:
     The work happens in a fresh folder (mode 0700, random name) beside the destination, so no other user
     can plant a name or a symlink in it. `publish()` moves the result to `path` atomically and never
     replaces anything that exists there, even one that appeared meanwhile, unless `overwrite`;
-    `discard()` (or any error inside a `with` block) leaves nothing behind.
+    `discard()` (or any error inside a `with` block) leaves nothing behind. A file appears through a
+    hard link; where the file system has none (FAT, exFAT, some shares) the name is first claimed by an
+    exclusive create, then the finished file is renamed over that claim.
     """
 
     def __init__(self, path, overwrite: bool = False, folder: bool = False):
@@ -121,12 +123,34 @@ class Staged:
             elif self.overwrite:
                 os.replace(self.tmp, self.path)  # replaces a symlink itself, never what it points to
             else:
-                os.link(self.tmp, self.path)  # atomic, and fails if the name exists (symlinks included)
+                self._publish_file()
         except FileExistsError:
             raise FileExistsError(f"{self.path} appeared while it was being written; left as it is") from None
         finally:
             self.discard()
         return self.path
+
+    def _publish_file(self) -> None:
+        try:
+            os.link(self.tmp, self.path)  # atomic, and fails if the name exists (symlinks included)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links on this file system (EPERM, ENOTSUP, ...)
+            self._claim_and_rename()
+
+    def _claim_and_rename(self) -> None:
+        """Create `path` exclusively (it fails if the name exists, a symlink included), then rename the
+        finished file over that empty claim; a failed rename removes the claim."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            claim = os.fstat(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            _remove_if_same(self.path, claim)
+            raise
 
     def _publish_folder(self) -> None:
         os.chmod(self.tmp, 0o777 & ~_UMASK)
@@ -145,6 +169,16 @@ class Staged:
             self.publish()
         else:
             self.discard()
+
+
+def _remove_if_same(path: Path, stat: os.stat_result) -> None:
+    """Remove `path` if it is still the file `stat` describes (an empty claim this process made)."""
+    try:
+        now = os.lstat(path)
+        if (now.st_dev, now.st_ino) == (stat.st_dev, stat.st_ino):
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def rename_folder(folder: Path, final: Path) -> None:

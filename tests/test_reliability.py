@@ -139,6 +139,31 @@ def test_truncated_inputs_are_errors_naming_the_file(tmp_path, capsys):
     assert not (tmp_path / "o" / "clip_alpha").exists() and leftovers(tmp_path / "o") == []
 
 
+def _cut_with_end_marker(path: Path, progressive: bool) -> None:
+    jpg = cv2.imencode(".jpg", cv2.resize(cv2.imread(str(SAMPLE)), (320, 240)),
+                       [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)])[1].tobytes()
+    path.write_bytes(jpg[:len(jpg) * 2 // 3] + b"\xff\xd9")
+
+
+@pytest.mark.parametrize("name, make, why", [
+    ("cut.jpg", lambda p: _cut_with_end_marker(p, False), "Corrupt JPEG data: premature end of data segment"),
+    ("cut_progressive.jpeg", lambda p: _cut_with_end_marker(p, True), "Corrupt JPEG data"),
+    ("empty.png", lambda p: p.write_bytes(b""), "empty file"),
+    ("empty.exr", lambda p: p.write_bytes(b""), "empty file"),
+    ("notes.png", lambda p: p.write_text("not a picture at all"), "not an image"),
+    ("notes.jpg", lambda p: p.write_bytes(b"\0" * 300), "not an image"),
+], ids=lambda v: v if isinstance(v, str) and "." in v else "")
+def test_damaged_images_are_one_line_naming_the_file_and_what_is_wrong(tmp_path, capfd, name, make, why):
+    """A JPEG cut short with its end marker put back decodes with blank rows and only a libjpeg warning
+    (no file name) on stderr: it is an error instead. Empty and non-image files are called that."""
+    path = tmp_path / name
+    make(path)
+    assert run("matte", path, "-o", tmp_path / "o") == 2
+    err = capfd.readouterr().err
+    assert err.startswith(f"cramatte: error: cannot read image {path}: {why}") and "Traceback" not in err, err
+    assert all(str(path) in line for line in err.splitlines() if "cannot" in line or "orrupt" in line), err
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
 def _failing(code: int):
     """A stand-in for os.link or os.replace that fails with `code`, as such a file system does."""
     def call(src, dst, **_):

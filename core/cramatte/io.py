@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import simplejpeg
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr"}
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
@@ -34,6 +35,8 @@ def read_exr(path) -> np.ndarray:
     """HxW (single channel) or HxWx{3,4} float32 pixels of an OpenEXR file."""
     import OpenEXR
 
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise ValueError(f"cannot read image {path}: empty file")
     try:
         with OpenEXR.File(os.fspath(path)) as f:
             channels = {name: ch.pixels for name, ch in f.channels().items()}
@@ -64,26 +67,51 @@ def read_image(path) -> tuple:
         data = np.fromfile(os.fspath(path), np.uint8)
     except OSError as e:
         raise ValueError(f"cannot read image {path} ({e.strerror or e})") from None
-    _check_complete(path, data.tobytes()[-64:])
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if not data.size:
+        raise ValueError(f"cannot read image {path}: empty file")
+    kind = _check_complete(path, data)
+    rgb = _decode_jpeg(path, data) if kind == "JPEG" else None
+    img = rgb if rgb is not None else cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise ValueError(f"cannot read image {path} (missing, corrupt or unsupported format)")
+        why = f"corrupt or unsupported {kind or 'image'}" if cv2.haveImageReader(os.fspath(path)) else "not an image"
+        raise ValueError(f"cannot read image {path}: {why}")
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    else:
+    elif rgb is None:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     if img.dtype not in (np.uint8, np.uint16):
         img = img.astype(np.float32)
     return img, "srgb"
 
 
-def _check_complete(path, tail: bytes) -> None:
-    """A JPEG or PNG cut short decodes with blank rows and only a library warning: refuse it instead."""
-    suffix = Path(path).suffix.lower()
-    if suffix in (".jpg", ".jpeg") and not tail.rstrip(b"\0\r\n ").endswith(b"\xff\xd9"):
-        raise ValueError(f"cannot read image {path}: truncated JPEG (no end-of-image marker)")
-    if suffix == ".png" and b"IEND" not in tail[-16:]:
-        raise ValueError(f"cannot read image {path}: truncated PNG (no end chunk)")
+def _check_complete(path, data: np.ndarray):
+    """"JPEG" or "PNG" by the file's signature (else None). One of those cut short decodes with blank
+    rows and only a library warning: refuse it instead."""
+    head, tail = data[:8].tobytes(), data[-64:].tobytes()
+    if head.startswith(b"\xff\xd8\xff"):
+        if not tail.rstrip(b"\0\r\n ").endswith(b"\xff\xd9"):
+            raise ValueError(f"cannot read image {path}: truncated JPEG (no end-of-image marker)")
+        return "JPEG"
+    if head == b"\x89PNG\r\n\x1a\n":
+        if b"IEND" not in tail[-16:]:
+            raise ValueError(f"cannot read image {path}: truncated PNG (no end chunk)")
+        return "PNG"
+    return None
+
+
+def _decode_jpeg(path, data: np.ndarray):
+    """RGB pixels of a JPEG through libjpeg-turbo (simplejpeg), which, unlike OpenCV, makes its warnings
+    about corrupt data errors (a file cut short with its end marker put back decodes with blank rows and
+    a warning). None for a JPEG it cannot decode to RGB at all (12-bit, say): OpenCV reads those."""
+    try:
+        return simplejpeg.decode_jpeg(data, "RGB", strict=True)
+    except ValueError as e:
+        warning = str(e)
+    try:
+        simplejpeg.decode_jpeg(data, "RGB", strict=False)  # decodes despite the warning: corrupt, not unsupported
+    except ValueError:
+        return None
+    raise ValueError(f"cannot read image {path}: {warning}")
 
 
 def quantize(x: np.ndarray, depth: int) -> np.ndarray:

@@ -70,14 +70,13 @@ def read_image(path) -> tuple:
     if not data.size:
         raise ValueError(f"cannot read image {path}: empty file")
     kind = _check_complete(path, data)
-    rgb = _decode_jpeg(path, data) if kind == "JPEG" else None
-    img = rgb if rgb is not None else cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    img = _decode_jpeg(path, data) if kind == "JPEG" else cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None:
         why = f"corrupt or unsupported {kind or 'image'}" if cv2.haveImageReader(os.fspath(path)) else "not an image"
         raise ValueError(f"cannot read image {path}: {why}")
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    elif rgb is None:
+    elif kind != "JPEG":  # OpenCV's BGR(A)
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     if img.dtype not in (np.uint8, np.uint16):
         img = img.astype(np.float32)
@@ -99,19 +98,14 @@ def _check_complete(path, data: np.ndarray):
     return None
 
 
-def _decode_jpeg(path, data: np.ndarray):
-    """RGB pixels of a JPEG through libjpeg-turbo (simplejpeg), which, unlike OpenCV, makes its warnings
-    about corrupt data errors (a file cut short with its end marker put back decodes with blank rows and
-    a warning). None for a JPEG it cannot decode to RGB at all (12-bit, say): OpenCV reads those."""
+def _decode_jpeg(path, data: np.ndarray) -> np.ndarray:
+    """RGB pixels of a JPEG through libjpeg-turbo (simplejpeg, strict): unlike OpenCV, which only prints
+    libjpeg's warnings about corrupt data (a file cut short with its end marker put back decodes with
+    blank rows), it makes them errors, here naming the file."""
     try:
         return simplejpeg.decode_jpeg(data, "RGB", strict=True)
     except ValueError as e:
-        warning = str(e)
-    try:
-        simplejpeg.decode_jpeg(data, "RGB", strict=False)  # decodes despite the warning: corrupt, not unsupported
-    except ValueError:
-        return None
-    raise ValueError(f"cannot read image {path}: {warning}")
+        raise ValueError(f"cannot read image {path}: {e}") from None
 
 
 def quantize(x: np.ndarray, depth: int) -> np.ndarray:

@@ -145,14 +145,17 @@ def _cut_with_end_marker(path: Path, progressive: bool) -> None:
     path.write_bytes(jpg[:len(jpg) * 2 // 3] + b"\xff\xd9")
 
 
-@pytest.mark.parametrize("name, make, why", [
+DAMAGED = [  # name, how it is made, what the error says
     ("cut.jpg", lambda p: _cut_with_end_marker(p, False), "Corrupt JPEG data: premature end of data segment"),
     ("cut_progressive.jpeg", lambda p: _cut_with_end_marker(p, True), "Corrupt JPEG data"),
     ("empty.png", lambda p: p.write_bytes(b""), "empty file"),
     ("empty.exr", lambda p: p.write_bytes(b""), "empty file"),
     ("notes.png", lambda p: p.write_text("not a picture at all"), "not an image"),
     ("notes.jpg", lambda p: p.write_bytes(b"\0" * 300), "not an image"),
-], ids=lambda v: v if isinstance(v, str) and "." in v else "")
+]
+
+
+@pytest.mark.parametrize("name, make, why", DAMAGED, ids=[d[0] for d in DAMAGED])
 def test_damaged_images_are_one_line_naming_the_file_and_what_is_wrong(tmp_path, capfd, name, make, why):
     """A JPEG cut short with its end marker put back decodes with blank rows and only a libjpeg warning
     (no file name) on stderr: it is an error instead. Empty and non-image files are called that."""

@@ -1,7 +1,7 @@
 """Build the installable Blender extension, one zip per platform as the extensions platform expects:
 the add-on, cramatte's wheel and that platform's runtime wheels (onnxruntime, OpenCV headless, OpenEXR,
-platformdirs, tqdm; never torch; numpy comes with Blender), split, packed and validated by Blender's
-own extension tool (`build --split-platforms`).
+platformdirs, simplejpeg, tqdm; never torch; numpy comes with Blender), split, packed and validated by
+Blender's own extension tool (`build --split-platforms`).
 
     python blender_addon/build.py --blender-python PY [--platforms linux-x64 windows-x64 macos-arm64] -o dist
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RUNTIME = ["onnxruntime", "opencv-python-headless<=4.11.0.86", "OpenEXR", "platformdirs", "tqdm"]
+RUNTIME = ["onnxruntime", "opencv-python-headless<=4.11.0.86", "OpenEXR", "platformdirs", "simplejpeg", "tqdm"]
 PLATFORMS = {
     "linux-x64": ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
     "windows-x64": ["win_amd64"],

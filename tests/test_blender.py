@@ -1,5 +1,6 @@
 """Real Blender (bpy as a module, in its own environment): the add-on mattes a short sequence, builds
-the compositor nodes, the compositor renders the alpha; and the extension zip builds and validates.
+the compositor nodes, the compositor renders the alpha; and the extension zip builds, validates, and,
+installed from disk as users do, mattes with only its own wheels.
 
 CRAMATTE_BLENDER_PYTHON names one or more Pythons with bpy, separated by os.pathsep (CI makes two:
 bpy 5.0.1 and 4.5 LTS, Python 3.11, numpy<2). Without them the tests skip locally; in CI (CI=true)
@@ -111,12 +112,19 @@ def test_sources_untouched_and_unchanged_frames_reused(blender_run):
     assert r["sources_untouched"] and r["reused_unchanged"]
 
 
-def test_extension_zips_build_one_per_platform_and_validate(tmp_path):
+@pytest.fixture(scope="module")
+def extension_zips(tmp_path_factory):
+    """The extension zips for Linux and Windows, as `blender_addon/build.py` makes them for users."""
+    dist = tmp_path_factory.mktemp("dist")
     proc = subprocess.run([sys.executable, str(ROOT / "blender_addon" / "build.py"), "--blender-python", BPYS[0],
-                           "--platforms", "linux-x64", "windows-x64", "-o", str(tmp_path)], capture_output=True,
+                           "--platforms", "linux-x64", "windows-x64", "-o", str(dist)], capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    zips = {z.name: z for z in tmp_path.glob("cramatte-*.zip")}
+    return {z.name: z for z in dist.glob("cramatte-*.zip")}
+
+
+def test_extension_zips_build_one_per_platform_and_validate(extension_zips):
+    zips = extension_zips
     assert sorted(zips) == ["cramatte-0.1.0-linux_x64.zip", "cramatte-0.1.0-windows_x64.zip"]
     for name, own, other in (("linux_x64", "manylinux", "win_amd64"), ("windows_x64", "win_amd64", "manylinux")):
         names = zipfile.ZipFile(zips[f"cramatte-0.1.0-{name}.zip"]).namelist()
@@ -125,3 +133,27 @@ def test_extension_zips_build_one_per_platform_and_validate(tmp_path):
         assert any(n.startswith("wheels/cramatte-") for n in wheels)
         assert any("onnxruntime" in n and own in n for n in wheels)
         assert not any(other in n for n in wheels) and not any("torch" in n for n in wheels)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="installs the linux-x64 zip, the platform CI runs on")
+@pytest.mark.parametrize("bpy_python", BPYS)
+def test_extension_zip_installed_as_users_do_mattes_with_only_its_own_wheels(extension_zips, bpy_python, tmp_path):
+    """Install from Disk into a Blender whose Python has only bpy and numpy: cramatte and every runtime
+    package come from the zip's wheels (none from this checkout or the test environment), and the
+    installed add-on mattes an image sequence as the CLI does."""
+    site = subprocess.run([bpy_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    work, out = tmp_path / "work", tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run([bpy_python, "-I", "-S", str(Path(__file__).parent / "blender" / "install_extension.py"), site,
+                           str(extension_zips["cramatte-0.1.0-linux_x64.zip"]), str(work), str(out), str(SAMPLE)],
+                          capture_output=True, text=True, timeout=600)
+    r = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
+    assert r.get("ok"), f"{r}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert r["install"] == ["FINISHED"] and r["matte"] == ["FINISHED"]
+    installed = work / "blender_user" / "extensions" / ".local"
+    assert all(Path(f).is_relative_to(installed) for f in r["modules"].values()), r["modules"]
+    assert [Path(m).name for m in r["mattes"]] == ["matte_0001.png", "matte_0002.png", "matte_0003.png"]
+    plate = read_image(work / "plates" / "plate_0002.png")[0]
+    alpha = read_image(Path(r["mattes"][1]))[0][..., 3] / 65535
+    assert _iou(alpha, Matter(config="realtime")(plate).alpha) >= 0.95

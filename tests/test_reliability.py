@@ -1,10 +1,12 @@
 """No lost or corrupt output: hostile folders, concurrent runs, failing disks, bad inputs, bad model files."""
+import errno
 import json
 import os
 import resource
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 
 from cramatte.cli import main
+from cramatte.io import Staged
 from conftest import SAMPLE
 
 
@@ -135,6 +138,97 @@ def test_truncated_inputs_are_errors_naming_the_file(tmp_path, capsys):
     assert "clip.mkv" in err and "of 40 frames" in err
     assert not (tmp_path / "o" / "clip_alpha").exists() and leftovers(tmp_path / "o") == []
 
+
+def _cut_with_end_marker(path: Path, progressive: bool) -> None:
+    jpg = cv2.imencode(".jpg", cv2.resize(cv2.imread(str(SAMPLE)), (320, 240)),
+                       [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)])[1].tobytes()
+    path.write_bytes(jpg[:len(jpg) * 2 // 3] + b"\xff\xd9")
+
+
+DAMAGED = [  # name, how it is made, what the error says
+    ("cut.jpg", lambda p: _cut_with_end_marker(p, False), "Corrupt JPEG data: premature end of data segment"),
+    ("cut_progressive.jpeg", lambda p: _cut_with_end_marker(p, True), "Corrupt JPEG data"),
+    ("empty.png", lambda p: p.write_bytes(b""), "empty file"),
+    ("empty.exr", lambda p: p.write_bytes(b""), "empty file"),
+    ("notes.png", lambda p: p.write_text("not a picture at all"), "not an image"),
+    ("notes.jpg", lambda p: p.write_bytes(b"\0" * 300), "not an image"),
+]
+
+
+@pytest.mark.parametrize("name, make, why", DAMAGED, ids=[d[0] for d in DAMAGED])
+def test_damaged_images_are_one_line_naming_the_file_and_what_is_wrong(tmp_path, capfd, name, make, why):
+    """A JPEG cut short with its end marker put back decodes with blank rows and only a libjpeg warning
+    (no file name) on stderr: it is an error instead. Empty and non-image files are called that."""
+    path = tmp_path / name
+    make(path)
+    assert run("matte", path, "-o", tmp_path / "o") == 2
+    err = capfd.readouterr().err
+    assert err.startswith(f"cramatte: error: cannot read image {path}: {why}") and "Traceback" not in err, err
+    assert all(str(path) in line for line in err.splitlines() if "cannot" in line or "orrupt" in line), err
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+def _failing(code: int):
+    """A stand-in for os.link or os.replace that fails with `code`, as such a file system does."""
+    def call(src, dst, **_):
+        raise OSError(code, os.strerror(code), os.fspath(src), None, os.fspath(dst))
+    return call
+
+
+@pytest.mark.parametrize("code", [errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV], ids=["EPERM", "EOPNOTSUPP", "EXDEV"])
+def test_file_systems_without_hard_links_still_get_outputs(tmp_path, monkeypatch, capsys, code):
+    """FAT, exFAT and some shares refuse hard links: outputs appear all the same, a rerun resumes, and a
+    file that appears while an output is written is still never replaced."""
+    monkeypatch.setattr(os, "link", _failing(code))
+    folder, out = tmp_path / "in", tmp_path / "out"
+    for i in range(2):
+        small(folder / f"f{i}.png", shift=i)
+    assert run("matte", folder, "-o", out, "--output", "alpha", "rgba") == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["f0_alpha.png", "f0_rgba.png", "f1_alpha.png", "f1_rgba.png"]
+    assert all(decodes(out / n) for n in names)
+    assert run("matte", folder, "-o", out, "--output", "alpha", "rgba") == 0
+    assert "2 of 2 inputs were done already" in capsys.readouterr().out
+    for planted in ("file", "symlink"):
+        staged = Staged(out / f"late_{planted}.png")
+        staged.tmp.write_bytes(b"ours")
+        if planted == "file":
+            (out / "late_file.png").write_bytes(b"theirs")
+        else:
+            (out / "late_symlink.png").symlink_to(tmp_path / "victim")
+        with pytest.raises(FileExistsError, match="appeared while it was being written"):
+            staged.publish()
+    assert (out / "late_file.png").read_bytes() == b"theirs" and not (tmp_path / "victim").exists()
+    assert leftovers(out) == []
+
+
+def test_without_hard_links_one_of_racing_writers_wins_and_a_failed_rename_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "link", _failing(errno.EPERM))
+    for round in range(40):
+        path, won = tmp_path / f"r{round}.bin", []
+        stages = [Staged(path) for _ in range(4)]
+        for i, staged in enumerate(stages):
+            staged.tmp.write_bytes(bytes([i]) * 200_000)
+        start = threading.Barrier(len(stages))
+
+        def publish(i):
+            start.wait()
+            try:
+                stages[i].publish()
+                won.append(i)
+            except FileExistsError:
+                pass
+        threads = [threading.Thread(target=publish, args=(i,)) for i in range(len(stages))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(won) == 1 and path.read_bytes() == bytes([won[0]]) * 200_000
+    staged = Staged(tmp_path / "full.bin")
+    staged.tmp.write_bytes(b"x")
+    monkeypatch.setattr(os, "replace", _failing(errno.ENOSPC))
+    with pytest.raises(OSError, match="No space"):
+        staged.publish()
+    assert not os.path.lexists(tmp_path / "full.bin") and leftovers(tmp_path) == []
 
 def _limited(limit_bytes: int):
     def apply():
@@ -280,6 +374,17 @@ def test_hostile_model_metadata_is_refused_before_allocation(tmp_path):
     with pytest.raises(ValueError, match="does not match"):
         load_model(path)
 
+
+@pytest.mark.parametrize("depth", [900, 200_000])
+def test_deeply_nested_model_metadata_is_one_short_line(tmp_path, capsys, depth):
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "deep.safetensors"
+    arch = '{"lowres": {"decoder": ' + "[" * depth + "]" * depth + "}}"
+    save_file({"x": np.zeros(1, np.float32)}, str(path), metadata={"format": "cramatte-1", "arch": arch})
+    assert run("matte", SAMPLE, "-o", tmp_path / "o", "--model", path, "--backend", "torch") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cramatte: error: {path} ") and err.count("\n") == 1 and len(err) < 300, err[:500]
 
 def test_threads_clamped_and_cache_private(tmp_path, monkeypatch):
     from cramatte.backends import _cores, clamp_threads

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import reprlib
 from pathlib import Path
 
 from safetensors import SafetensorError
@@ -35,10 +36,10 @@ def validate_arch(arch, path) -> dict:
             values = value if isinstance(value, list) else [value]
             lo, hi = LENGTHS.get(key, (1, 1))
             if isinstance(value, list) != (key in LENGTHS) or not lo <= len(values) <= hi:
-                raise bad(f"{part}.{key} = {value!r} has the wrong form")
+                raise bad(f"{part}.{key} = {reprlib.repr(value)} has the wrong form")
             for v in values:
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= LIMITS[part][key]:
-                    raise bad(f"{part}.{key} = {value!r} is outside 1..{LIMITS[part][key]}")
+                    raise bad(f"{part}.{key} = {reprlib.repr(value)} is outside 1..{LIMITS[part][key]}")
     return arch
 
 
@@ -66,6 +67,8 @@ def read_weights(path) -> tuple:
         arch = validate_arch(json.loads(meta["arch"]), path)
     except json.JSONDecodeError:
         raise ValueError(f"{path} has unreadable architecture metadata") from None
+    except RecursionError:
+        raise ValueError(f"{path} has architecture metadata nested too deeply to read") from None
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import simplejpeg
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr"}
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
@@ -34,6 +35,8 @@ def read_exr(path) -> np.ndarray:
     """HxW (single channel) or HxWx{3,4} float32 pixels of an OpenEXR file."""
     import OpenEXR
 
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise ValueError(f"cannot read image {path}: empty file")
     try:
         with OpenEXR.File(os.fspath(path)) as f:
             channels = {name: ch.pixels for name, ch in f.channels().items()}
@@ -64,13 +67,16 @@ def read_image(path) -> tuple:
         data = np.fromfile(os.fspath(path), np.uint8)
     except OSError as e:
         raise ValueError(f"cannot read image {path} ({e.strerror or e})") from None
-    _check_complete(path, data.tobytes()[-64:])
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if not data.size:
+        raise ValueError(f"cannot read image {path}: empty file")
+    kind = _check_complete(path, data)
+    img = _decode_jpeg(path, data) if kind == "JPEG" else cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise ValueError(f"cannot read image {path} (missing, corrupt or unsupported format)")
+        why = f"corrupt or unsupported {kind or 'image'}" if cv2.haveImageReader(os.fspath(path)) else "not an image"
+        raise ValueError(f"cannot read image {path}: {why}")
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    else:
+    elif kind != "JPEG":  # OpenCV's BGR(A)
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     if img.dtype not in (np.uint8, np.uint16):
         img = img.astype(np.float32)
@@ -107,13 +113,29 @@ def read_cutout(path) -> tuple:
     return (rgb if rgb.dtype == np.uint8 else quantize(_unit(rgb), 8)), _unit(img[..., 3])
 
 
-def _check_complete(path, tail: bytes) -> None:
-    """A JPEG or PNG cut short decodes with blank rows and only a library warning: refuse it instead."""
-    suffix = Path(path).suffix.lower()
-    if suffix in (".jpg", ".jpeg") and not tail.rstrip(b"\0\r\n ").endswith(b"\xff\xd9"):
-        raise ValueError(f"cannot read image {path}: truncated JPEG (no end-of-image marker)")
-    if suffix == ".png" and b"IEND" not in tail[-16:]:
-        raise ValueError(f"cannot read image {path}: truncated PNG (no end chunk)")
+def _check_complete(path, data: np.ndarray):
+    """"JPEG" or "PNG" by the file's signature (else None). One of those cut short decodes with blank
+    rows and only a library warning: refuse it instead."""
+    head, tail = data[:8].tobytes(), data[-64:].tobytes()
+    if head.startswith(b"\xff\xd8\xff"):
+        if not tail.rstrip(b"\0\r\n ").endswith(b"\xff\xd9"):
+            raise ValueError(f"cannot read image {path}: truncated JPEG (no end-of-image marker)")
+        return "JPEG"
+    if head == b"\x89PNG\r\n\x1a\n":
+        if b"IEND" not in tail[-16:]:
+            raise ValueError(f"cannot read image {path}: truncated PNG (no end chunk)")
+        return "PNG"
+    return None
+
+
+def _decode_jpeg(path, data: np.ndarray) -> np.ndarray:
+    """RGB pixels of a JPEG through libjpeg-turbo (simplejpeg, strict): unlike OpenCV, which only prints
+    libjpeg's warnings about corrupt data (a file cut short with its end marker put back decodes with
+    blank rows), it makes them errors, here naming the file."""
+    try:
+        return simplejpeg.decode_jpeg(data, "RGB", strict=True)
+    except ValueError as e:
+        raise ValueError(f"cannot read image {path}: {e}") from None
 
 
 def quantize(x: np.ndarray, depth: int) -> np.ndarray:
@@ -127,7 +149,9 @@ class Staged:
     The work happens in a fresh folder (mode 0700, random name) beside the destination, so no other user
     can plant a name or a symlink in it. `publish()` moves the result to `path` atomically and never
     replaces anything that exists there, even one that appeared meanwhile, unless `overwrite`;
-    `discard()` (or any error inside a `with` block) leaves nothing behind.
+    `discard()` (or any error inside a `with` block) leaves nothing behind. A file appears through a
+    hard link; where the file system has none (FAT, exFAT, some shares) the name is first claimed by an
+    exclusive create, then the finished file is renamed over that claim.
     """
 
     def __init__(self, path, overwrite: bool = False, folder: bool = False):
@@ -151,12 +175,34 @@ class Staged:
             elif self.overwrite:
                 os.replace(self.tmp, self.path)  # replaces a symlink itself, never what it points to
             else:
-                os.link(self.tmp, self.path)  # atomic, and fails if the name exists (symlinks included)
+                self._publish_file()
         except FileExistsError:
             raise FileExistsError(f"{self.path} appeared while it was being written; left as it is") from None
         finally:
             self.discard()
         return self.path
+
+    def _publish_file(self) -> None:
+        try:
+            os.link(self.tmp, self.path)  # atomic, and fails if the name exists (symlinks included)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links on this file system (EPERM, ENOTSUP, ...)
+            self._claim_and_rename()
+
+    def _claim_and_rename(self) -> None:
+        """Create `path` exclusively (it fails if the name exists, a symlink included), then rename the
+        finished file over that empty claim; a failed rename removes the claim."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            claim = os.fstat(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            _remove_if_same(self.path, claim)
+            raise
 
     def _publish_folder(self) -> None:
         os.chmod(self.tmp, 0o777 & ~_UMASK)
@@ -175,6 +221,16 @@ class Staged:
             self.publish()
         else:
             self.discard()
+
+
+def _remove_if_same(path: Path, stat: os.stat_result) -> None:
+    """Remove `path` if it is still the file `stat` describes (an empty claim this process made)."""
+    try:
+        now = os.lstat(path)
+        if (now.st_dev, now.st_ino) == (stat.st_dev, stat.st_ino):
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def rename_folder(folder: Path, final: Path) -> None:

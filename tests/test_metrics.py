@@ -90,3 +90,15 @@ def test_eval_cli_on_images_and_clips(tmp_path, sample, capsys):
     assert main(["eval", "--data", str(tmp_path / "clips" / "a"), "--out", str(tmp_path / "ev")]) == 0
     assert (tmp_path / "ev" / "metrics.csv").read_text().count("\n") == 5  # header + 4 frames
     assert (tmp_path / "ev" / "sheet.png").exists()
+
+
+def test_soft_share_and_mad_by_source():
+    from cramatte.evaluate import by_source, soft_share
+
+    a = np.zeros((10, 10), np.float32)
+    a[:, :5] = 1
+    a[0, :4] = 0.5
+    assert soft_share(a) == 0.04
+    rows = [{"image": "lfw__a.jpg", "mad": 50.0}, {"image": "lfw__b.jpg", "mad": 30.0},
+            {"image": "ccp__c.jpg", "mad": 10.0}, {"image": "plain.jpg", "mad": 99.0}]
+    assert by_source(rows) == {"lfw": (40.0, 2), "ccp": (10.0, 1)}

@@ -11,7 +11,21 @@ from .temporal import STRENGTH
 from .io import read_alpha
 from .train.data import find_pairs
 
-COLUMNS = ["sad", "mse", "mad", "grad", "conn", "iou", "sad_u", "mse_u", "mad_u", "grad_u", "conn_u"]
+COLUMNS = ["sad", "mse", "mad", "grad", "conn", "iou", "sad_u", "mse_u", "mad_u", "grad_u", "conn_u", "soft", "soft_gt"]
+
+
+def soft_share(alpha: np.ndarray) -> float:
+    """Share of pixels partly transparent (alpha strictly between 0.02 and 0.98)."""
+    return float(np.mean((alpha > 0.02) & (alpha < 0.98)))
+
+
+def by_source(rows: list) -> dict:
+    """Mean MAD per source, the name's prefix before `__` (the pool's `<source>__<name>`), worst first."""
+    groups = {}
+    for r in rows:
+        groups.setdefault(r["image"].split("__")[0] if "__" in r["image"] else "", []).append(r["mad"])
+    means = {k: (float(np.mean(v)), len(v)) for k, v in groups.items() if k}
+    return dict(sorted(means.items(), key=lambda kv: -kv[1][0]))
 
 
 def _tile(images, height: int = 160) -> np.ndarray:
@@ -66,7 +80,7 @@ def evaluate(data, out="runs/eval", model=None, config: str = "realtime", backen
         start = time.perf_counter()
         pred = matter(frame, colorspace=space).alpha
         seconds += time.perf_counter() - start
-        m = all_metrics(pred, gt)
+        m = {**all_metrics(pred, gt), "soft": soft_share(pred), "soft_gt": soft_share(gt)}
         rows.append({"image": image_path.name, **{k: round(m[k], 5) for k in COLUMNS}})
         view = [to_unit_float(frame[None])[0], gt, pred, np.abs(pred - gt)]
         if len(sheet) < sheet_rows:
@@ -84,6 +98,10 @@ def evaluate(data, out="runs/eval", model=None, config: str = "realtime", backen
     print("        " + " ".join(f"{k:>8}" for k in ("SAD", "MSE", "MAD", "Grad", "Conn", "IoU")))
     print("whole   " + " ".join(f"{mean[k]:8.3f}" for k in ("sad", "mse", "mad", "grad", "conn", "iou")))
     print("unknown " + " ".join(f"{mean[k + '_u']:8.3f}" for k in ("sad", "mse", "mad", "grad", "conn")))
+    print(f"partly transparent pixels: {100 * mean['soft']:.1f}% (the truth's: {100 * mean['soft_gt']:.1f}%)")
+    mean["sources"] = by_source(rows)
+    if mean["sources"]:
+        print("MAD by source: " + ", ".join(f"{k} {m:.1f} ({n})" for k, (m, n) in mean["sources"].items()))
     print(f"{mean['s_per_image']:.3f} s per image; per-image CSV and contact sheet in {out}")
     return mean
 

@@ -30,6 +30,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", required=True)
     p.add_argument("--model")
+    p.add_argument("--backend", default="onnx", help="onnx (default) or torch (for a .safetensors model)")
     p.add_argument("--configs", nargs="*", default=["realtime", "fast", "quality"])
     p.add_argument("--variants", action="store_true", help="also the lever variants above")
     p.add_argument("--sources", action="store_true", help="also MAD per source (the name's prefix before __)")
@@ -40,7 +41,7 @@ def main():
     print(f"{'configuration':32} {'set':10} {'MAD':>7} {'Grad':>7} {'IoU':>7} {'SAD':>6} {'soft %':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, cfg in configs.items():
-            matter = Matter(args.model, config=cfg, device="cpu")
+            matter = Matter(args.model, config=cfg, backend=args.backend, device="cpu")
             for data in args.data:
                 with contextlib.redirect_stdout(io.StringIO()):
                     r = evaluate(data, out=Path(tmp), matter=matter, sheet_rows=0, worst=0)

@@ -3,7 +3,8 @@ broken teacher labels by eye.
 
     python scripts/label_sheets.py ../shared/data/portraits --worst 300 -o runs/sheets
 
-Scores every photo (MAD x1e3 of the shipped model, realtime, against its label) into OUT/mad.csv. Each row: rank and name, the photo, the teacher's alpha, the model's alpha, the photo cut out by the
+Scores every photo (MAD x1e3 of the shipped model, realtime, against its label) into OUT/mad.csv, or
+reuses the one there. Each row: rank and name, the photo, the teacher's alpha, the model's alpha, the photo cut out by the
 teacher's alpha over grey. Sheets of --rows rows. The model's alpha comes from the shipped model.
 """
 import argparse
@@ -30,9 +31,13 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     matter = Matter()
-    scores = []
-    for image, alpha in find_pairs(args.data):
-        scores.append((mad(matter(read_rgb(image)).alpha, read_alpha(alpha)), image, alpha))
+    pairs = find_pairs(args.data)
+    if (out / "mad.csv").exists():  # scored already: only the sheets again
+        with open(out / "mad.csv") as f:
+            known = {r["name"]: float(r["mad"]) for r in csv.DictReader(f)}
+        scores = [(known[image.stem], image, alpha) for image, alpha in pairs]
+    else:
+        scores = [(mad(matter(read_rgb(image)).alpha, read_alpha(alpha)), image, alpha) for image, alpha in pairs]
     scores.sort(key=lambda s: -s[0])
     with open(out / "mad.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -44,13 +49,13 @@ def main():
         teacher = read_alpha(alpha)
         model = matter(read_rgb(image)).alpha
         cut = teacher[..., None] * rgb + (1 - teacher[..., None]) * 0.5
-        label = np.full((rgb.shape[0], rgb.shape[0] * 2, 3), 1.0, np.float32)
+        label = np.full((rgb.shape[0], rgb.shape[0] * 2, 3), 255, np.uint8)
         scale = rgb.shape[0] / 250
         cv2.putText(label, f"{rank}", (5, int(60 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 1.6 * scale, (0, 0, 0), 3)
         for i, part in enumerate([image.stem[j:j + 28] for j in range(0, len(image.stem), 28)][:4]):
             cv2.putText(label, part, (5, int((110 + 35 * i) * scale)), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale,
                         (0, 0, 0), 2)
-        sheet.append([label, rgb, teacher, model, cut])
+        sheet.append([label.astype(np.float32) / 255, rgb, teacher, model, cut])
         if len(sheet) == args.rows or rank == min(args.worst, len(scores)):
             contact_sheet(sheet, out / f"worst_{rank - len(sheet) + 1:03d}-{rank:03d}.png", width=1400)
             sheet = []

@@ -13,7 +13,8 @@ from test_data import make_backgrounds, make_set
 
 def _opts(tmp_path, out, **kw):
     return TrainOptions(data=(str(tmp_path / "set"),), backgrounds=(str(tmp_path / "bg"),), out=str(tmp_path / out),
-                        steps=16, batch=2, size=64, lr=2e-3, warmup=2, workers=0, checkpoint_every=4, **kw)
+                        steps=16, batch=2, size=64, lr=2e-3, warmup=2, workers=0, checkpoint_every=4,
+                        **{"store": str(tmp_path / "store"), **kw})
 
 
 def _losses(path):
@@ -46,7 +47,8 @@ def test_time_schedule_spans_the_minutes_and_stops(tmp_path):
     make_set(tmp_path / "set", n=6, size=64)
     make_backgrounds(tmp_path / "bg")
     opts = TrainOptions(data=(str(tmp_path / "set"),), backgrounds=(str(tmp_path / "bg"),), out=str(tmp_path / "t"),
-                        steps=10 ** 6, batch=2, size=64, warmup=1, workers=0, schedule_minutes=0.1)
+                        steps=10 ** 6, batch=2, size=64, warmup=1, workers=0, schedule_minutes=0.1,
+                        store=str(tmp_path / "store"))
     ticks = itertools.count()
     train(opts, log=lambda *_: None, clock=lambda: 0.25 * next(ticks))  # a clock as busy as the test wants
     with open(tmp_path / "t" / "log.csv") as f:
@@ -64,7 +66,7 @@ def test_lowres_stage_with_whole_frames_scores_as_it_goes(tmp_path):
     exclude = tmp_path / "bad.csv"
     exclude.write_text("name,kind\np1,face cut out\n")
     opts = _opts(tmp_path, "w", stage="lowres", whole_prob=0.5, far=2.0, exclude=str(exclude),
-                 eval_data=str(tmp_path / "dev"), eval_every=8, eval_count=2, store=str(tmp_path / "store"))
+                 eval_data=str(tmp_path / "dev"), eval_every=8, eval_count=2)
     final = train(opts, log=lambda *_: None)
     with open(tmp_path / "w" / "log.csv") as f:
         rows = list(csv.DictReader(f))

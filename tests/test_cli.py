@@ -113,3 +113,26 @@ def test_info_lists_model_backend_and_providers(capsys):
 def test_console_script_installed():
     res = subprocess.run([sys.executable, "-m", "cramatte.cli", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "matte" in res.stdout
+
+
+BAD_NUMBERS = [  # command, option, value
+    ("matte", "--temporal", "nan"), ("matte", "--temporal", "inf"), ("matte", "--temporal", "5"),
+    ("matte", "--temporal", "-1"), ("matte", "--threads", "-3"),
+    ("farm", "--chunk", "0"), ("farm", "--overlap", "-1"), ("farm", "--retries", "-2"), ("farm", "--workers", "-1"),
+    ("farm", "--cpus-per-worker", "0"), ("farm", "--gpus-per-worker", "nan"), ("farm", "--temporal", "nan"),
+    ("train", "--lr", "nan"), ("train", "--real-prob", "2"), ("train", "--batch", "0"), ("train", "--steps", "-5"),
+    ("eval", "--limit", "-1"), ("export", "--calibration-images", "0"),
+]
+
+
+@pytest.mark.parametrize("command, option, value", BAD_NUMBERS, ids=[" ".join(b) for b in BAD_NUMBERS])
+def test_numeric_options_out_of_range_are_one_line_naming_the_option(tmp_path, capsys, command, option, value):
+    """`--temporal nan` once gave blank mattes after the first frame (exit 0); every numeric option is
+    range-checked before any work, the Python API's `Job` and `Cluster` included."""
+    args = {"matte": [SAMPLE, "-o", tmp_path / "o"], "farm": [SAMPLE, "-o", tmp_path / "o"],
+            "train": ["realtime", "--data", tmp_path, "--out", tmp_path / "o"], "eval": ["--data", tmp_path],
+            "export": ["--int8", tmp_path, "-o", tmp_path / "o.onnx"]}[command]
+    assert run(command, *args, option, value) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cramatte: error: {option} ") and "out of range" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()

@@ -7,6 +7,7 @@ that exists unless the job says `overwrite`; a rerun skips what is done.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,7 @@ import numpy as np
 
 from . import io
 from .frames import COLORSPACES, to_unit_float
+from .ranges import check_ranges
 from .temporal import STRENGTH
 
 OUTPUTS = ("alpha", "rgba", "premultiplied", "composite")
@@ -31,7 +33,7 @@ class Job:
     background: for composite, colour:#rrggbb, colour:r,g,b, blur[:sigma] or image:PATH; colorspace of
     the inputs: auto (EXR linear, others sRGB), srgb or linear; video_codec: png (a PNG or EXR
     sequence per output), prores (.mov) or vp9 (.webm); temporal: video mode's weight of the previous
-    matte (0: per frame); overwrite: replace outputs that exist (else they count as done).
+    matte, 0 (per frame) to 1; overwrite: replace outputs that exist (else they count as done).
     model, config, backend, device, threads: as for `cramatte.Matter`.
     """
     outputs: tuple = ("alpha",)
@@ -60,6 +62,9 @@ class Job:
                     raise ValueError(f"unknown {name} {value!r}; choose {', '.join(map(str, allowed))}")
         if not outputs:
             raise ValueError("no outputs asked for; choose any of " + ", ".join(OUTPUTS))
+        check_ranges(self, {"temporal": (0, 1, False)})
+        if self.threads is not None:
+            check_ranges(self, {"threads": (0, math.inf, True)})
 
     @property
     def suffix(self) -> str:

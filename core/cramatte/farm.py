@@ -22,6 +22,7 @@ import cv2
 
 from . import io
 from .batch import USER_ERRORS, FrameWriter, Job, Report, as_paths, error_line, matte_image, parse_background, plan
+from .ranges import check_ranges
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class Cluster:
     chunk: int = 100
     overlap: int = 8
     retries: int = 3
+
+    def __post_init__(self):
+        check_ranges(self, {"workers": (0, 100_000, True), "cpus_per_worker": (1, 4096, True),
+                            "gpus_per_worker": (0, 64, False), "chunk": (1, 10_000_000, True),
+                            "overlap": (0, 10_000, True), "retries": (0, 100, True)})
 
 
 @dataclass(frozen=True)

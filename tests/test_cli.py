@@ -136,3 +136,20 @@ def test_numeric_options_out_of_range_are_one_line_naming_the_option(tmp_path, c
     err = capsys.readouterr().err
     assert err.startswith(f"cramatte: error: {option} ") and "out of range" in err and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_folder_matted_into_itself_resumes(tmp_path, capsys):
+    """Outputs beside their inputs are outputs on a rerun, not inputs (that refused: "is an input")."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for name in ("a.png", "b.jpg"):
+        cv2.imwrite(str(folder / name), cv2.resize(cv2.imread(str(SAMPLE)), (96, 64)))
+    _video(folder / "clip.mp4")
+    assert run("matte", folder, "-o", folder, "--output", "alpha", "rgba") == 0
+    made = sorted(p.name for p in folder.iterdir())
+    assert made == ["a.png", "a_alpha.png", "a_rgba.png", "b.jpg", "b_alpha.png", "b_rgba.png", "clip.mp4",
+                    "clip_alpha", "clip_rgba"]
+    capsys.readouterr()
+    assert run("matte", folder, "-o", folder, "--output", "alpha", "rgba") == 0
+    assert "3 of 3 inputs were done already" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.iterdir()) == made

@@ -248,6 +248,27 @@ def as_paths(inputs) -> list:
     return [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
 
 
+def gather(inputs) -> list:
+    """The images and videos to matte: `io.expand_inputs` of the inputs, less the files in a given folder
+    that are cramatte outputs of another file there (NAME_alpha.png beside NAME.jpg: a folder matted
+    into itself). A file named directly is always an input."""
+    out = []
+    for item in as_paths(inputs):
+        found = io.expand_inputs([item])
+        if item.is_dir():
+            stems = {p.stem for p in found}
+            found = [p for p in found if not _output_of(p, stems)]
+        out += found
+    return out
+
+
+def _output_of(path: Path, stems: set) -> bool:
+    """Whether `path`'s name is one cramatte gives an output of an input whose name has one of `stems`."""
+    suffixes = {".png", ".exr", *(suffix for suffix, _, _ in io.VIDEO_CODECS.values())}
+    stem, _, kind = path.stem.rpartition("_")
+    return kind in OUTPUTS and stem in stems and path.suffix.lower() in suffixes
+
+
 def matte_files(inputs, out_dir, job: Job | None = None, *, progress: bool = True, **settings) -> Report:
     """Matte images, folders of them and videos into the folder `out_dir`: the files `cramatte matte`
     writes, with its guarantees (staged writes, nothing overwritten unless asked, a rerun resumes).
@@ -262,7 +283,7 @@ def matte_files(inputs, out_dir, job: Job | None = None, *, progress: bool = Tru
 
     job = replace(job, **settings) if job else Job(**settings)
     writer = FrameWriter(job)
-    paths = io.expand_inputs(as_paths(inputs))
+    paths = gather(inputs)
     if not paths:
         raise ValueError("no images or videos found in the inputs")
     planned = plan(paths, job, Path(out_dir))

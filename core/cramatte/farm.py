@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 
 from . import io
-from .batch import USER_ERRORS, FrameWriter, Job, Report, as_paths, error_line, matte_image, parse_background, plan
+from .batch import USER_ERRORS, FrameWriter, Job, Report, error_line, gather, matte_image, parse_background, plan
 from .ranges import check_ranges
 
 
@@ -250,7 +250,7 @@ def farm_files(inputs, out_dir, job: Job | None = None, *, cluster: Cluster = Cl
     if job.video_codec != "png":
         raise ValueError(f"the farm writes videos as image sequences, not {job.video_codec}: use video_codec='png'")
     parse_background(job.background)  # a bad setting fails here, before any cluster starts
-    paths = io.expand_inputs(as_paths(inputs))
+    paths = gather(inputs)
     try:
         import ray
     except ImportError:

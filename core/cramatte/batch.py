@@ -287,6 +287,7 @@ def matte_files(inputs, out_dir, job: Job | None = None, *, progress: bool = Tru
     if not paths:
         raise ValueError("no images or videos found in the inputs")
     planned = plan(paths, job, Path(out_dir))
+    io.remove_abandoned(out_dir)  # what a killed run left
     matter = Matter(job.model, config=job.config, backend=job.backend, device=job.device, threads=job.threads)
     report = Report(inputs=len(planned))
 

@@ -2,6 +2,7 @@
 import argparse
 import logging
 import math
+import signal
 import sys
 import traceback
 from importlib.metadata import entry_points
@@ -247,11 +248,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what a farm manager or `kill` sends), handled as Ctrl-C is: staged work is discarded."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv=None) -> int:
+    """Run the command; exit codes: 0 done, 2 an error or failed inputs, 130 Ctrl-C, 143 SIGTERM."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
+    except KeyboardInterrupt as e:
+        if args.verbose:
+            traceback.print_exc()
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted (Ctrl-C)"
+        print(f"cramatte: {what}; rerun the same command to resume", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     except USER_ERRORS as e:
         if args.verbose:
             traceback.print_exc()
@@ -260,6 +277,8 @@ def main(argv=None) -> int:
             text = e.for_option()
         print(f"cramatte: error: {text}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

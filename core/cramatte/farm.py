@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -287,7 +289,10 @@ def _run_chunks(ray, chunks, shots, dests, job, cluster, frames, progress) -> li
     own = not ray.is_initialized()
     if own:
         local = {} if cluster.address else {"include_dashboard": False}  # only for a cluster of its own
+        handler = signal.getsignal(signal.SIGTERM)
         ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False, **local)
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)  # ray.init installs sys.exit; keep the caller's
     cpus = int(ray.cluster_resources().get("CPU", 1))
     workers = cluster.workers or max(1, cpus // cluster.cpus_per_worker)
     remote = ray.remote(num_cpus=cluster.cpus_per_worker, num_gpus=cluster.gpus_per_worker,

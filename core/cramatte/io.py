@@ -8,6 +8,11 @@ import cv2
 import numpy as np
 import simplejpeg
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; a killed run's private folders stay for the user
+    fcntl = None
+
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr"}
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 _UMASK = os.umask(0o022)
@@ -151,7 +156,8 @@ class Staged:
     replaces anything that exists there, even one that appeared meanwhile, unless `overwrite`;
     `discard()` (or any error inside a `with` block) leaves nothing behind. A file appears through a
     hard link; where the file system has none (FAT, exFAT, some shares) the name is first claimed by an
-    exclusive create, then the finished file is renamed over that claim.
+    exclusive create, then the finished file is renamed over that claim. The private folder is locked
+    while its writer lives, so a later run removes one that a killed writer left (`remove_abandoned`).
     """
 
     def __init__(self, path, overwrite: bool = False, folder: bool = False):
@@ -161,7 +167,7 @@ class Staged:
         parent = self.path.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            self.private = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=parent))
+            self.private, self.held = _held_folder(parent, f".{self.path.name}.")
         except FileExistsError:
             raise NotADirectoryError(f"cannot write into {parent}: it is a file, not a folder") from None
         except OSError as e:
@@ -212,6 +218,9 @@ class Staged:
 
     def discard(self) -> None:
         shutil.rmtree(self.private, ignore_errors=True)
+        if self.held is not None:
+            os.close(self.held)
+            self.held = None
 
     def __enter__(self) -> Path:
         return self.tmp
@@ -221,6 +230,43 @@ class Staged:
             self.publish()
         else:
             self.discard()
+
+
+def _held_folder(parent: Path, prefix: str) -> tuple:
+    """(a fresh private folder `PREFIX<random>.partial` in `parent`, an open descriptor holding an
+    exclusive lock on it while this writer lives, or None without locks): `remove_abandoned` removes
+    only folders that no living writer holds."""
+    while True:
+        folder = Path(tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=parent))
+        if fcntl is None:
+            return folder, None
+        fd = os.open(folder, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:  # not removed as abandoned between its creation and the lock
+            return folder, fd
+        os.close(fd)
+
+
+def remove_abandoned(folder) -> None:
+    """Remove the private folders (`.NAME.<random>.partial`) that writers killed outright (SIGKILL, a
+    lost machine) left in `folder`: this user's, and held by no living writer."""
+    if fcntl is None or not os.path.isdir(folder):
+        return
+    for entry in os.scandir(folder):
+        if not (entry.name.startswith(".") and entry.name.endswith(".partial")):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:  # not a folder, a symlink, or gone
+            continue
+        try:
+            if os.fstat(fd).st_uid == os.getuid():
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:  # a living writer holds it
+            pass
+        finally:
+            os.close(fd)
 
 
 def _remove_if_same(path: Path, stat: os.stat_result) -> None:

@@ -153,3 +153,23 @@ def test_a_folder_matted_into_itself_resumes(tmp_path, capsys):
     assert run("matte", folder, "-o", folder, "--output", "alpha", "rgba") == 0
     assert "3 of 3 inputs were done already" in capsys.readouterr().out
     assert sorted(p.name for p in folder.iterdir()) == made
+
+
+def test_a_rerun_with_other_options_never_mixes_outputs(tmp_path, capsys):
+    """A folder run stopped after some images with --depth 16, rerun without it: refused, naming the
+    option (it once went on in 8 bits beside the 16-bit files). The same options resume; --overwrite
+    replaces everything."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(folder / name), cv2.resize(cv2.imread(str(SAMPLE)), (96, 64)))
+    assert run("matte", folder / "a.png", "-o", out, "--depth", "16") == 0  # the run that stopped
+    assert run("matte", folder, "-o", out) == 2
+    err = capsys.readouterr().err
+    assert err == f"cramatte: error: {out / 'a_alpha.png'} was made with --depth 16, this run asks for --depth 8: " \
+                  "rerun with the same options, or --overwrite to replace it\n"
+    assert not (out / "b_alpha.png").exists()
+    assert run("matte", folder, "-o", out, "--depth", "16") == 0
+    assert {cv2.imread(str(p), cv2.IMREAD_UNCHANGED).dtype for p in out.iterdir()} == {np.dtype("uint16")}
+    assert run("matte", folder, "-o", out, "--overwrite") == 0
+    assert {cv2.imread(str(p), cv2.IMREAD_UNCHANGED).dtype for p in out.iterdir()} == {np.dtype("uint8")}

@@ -6,6 +6,7 @@ that exists unless the job says `overwrite`; a rerun skips what is done.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -86,9 +87,41 @@ class Job:
             return {k: out_dir / f"{path.stem}_{k}" for k in self.outputs}
         return {k: out_dir / f"{path.stem}_{k}{io.VIDEO_CODECS[self.video_codec][0]}" for k in self.outputs}
 
+    def recipe(self, kind: str, video: bool) -> dict:
+        """The settings that decide the pixels of output `kind` (of a video's, if `video`). Every image
+        written records them (`note`), so that a rerun never mixes outputs made with other settings."""
+        fields = {name: getattr(self, name) for name in ("format", "depth", "colorspace", "config", "backend")}
+        fields["model"] = os.path.abspath(self.model) if self.model else "shipped"
+        if video:
+            fields["temporal"] = self.temporal
+        if kind == "composite":
+            fields["background"] = self.background
+        return fields
+
+    def note(self, kind: str, video: bool) -> str:
+        return json.dumps(self.recipe(kind, video), sort_keys=True)
+
+    def refuse_mixing(self, image: Path, output: Path, kind: str, video: bool) -> None:
+        """Raise a ValueError naming the first option that differs when `image` (`output` itself, or a
+        frame of it) was made with settings other than this job's; images without a note pass."""
+        try:
+            made = json.loads(io.read_note(image) or "{}")
+        except ValueError:
+            return
+        asked = self.recipe(kind, video)
+        differ = [name for name in sorted(made) if made[name] != asked.get(name)]
+        if differ:
+            raise ValueError(f"{output} was made with {_option(differ[0], made)}, this run asks for "
+                             f"{_option(differ[0], asked)}: rerun with the same options, or --overwrite to replace it")
+
     def pending(self, dests: dict) -> dict:
         """The outputs still to write: all of them with `overwrite`, else those that do not exist yet."""
         return {k: d for k, d in dests.items() if self.overwrite or not os.path.lexists(d)}
+
+
+def _option(name: str, settings: dict) -> str:
+    """A setting as its command-line option says it (`--depth 16`)."""
+    return f"--{name} {settings[name]}" if name in settings else f"no --{name}"
 
 
 @dataclass
@@ -162,7 +195,8 @@ class FrameWriter:
 
 def plan(inputs: list, job: Job, out_dir: Path) -> list:
     """(input, {kind: destination}) for every input; refuses, before any work, an output folder that is a
-    file, two inputs with one output, and an output that is an input."""
+    file, two inputs with one output, an output that is an input, and outputs made with other settings
+    beside outputs still to write."""
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"-o {out_dir}: it is a file; give a folder for the outputs")
     planned = [(p, job.destinations(p, out_dir)) for p in inputs]
@@ -178,7 +212,19 @@ def plan(inputs: list, job: Job, out_dir: Path) -> list:
     for dest in owners:
         if dest in sources:
             raise FileExistsError(f"{dest} is an input; refusing to write over it")
+    if not job.overwrite and any(job.pending(dests) for _, dests in planned):  # what is done joins what is not
+        for path, dests in planned:
+            for kind, dest in dests.items():
+                made = first_frame(dest) if os.path.isdir(dest) else dest if os.path.lexists(dest) else None
+                if made:
+                    job.refuse_mixing(made, dest, kind, io.is_video(path))
     return planned
+
+
+def first_frame(folder: Path) -> Path | None:
+    """The first PNG or EXR frame in a sequence folder, or None."""
+    frames = sorted(name for name in os.listdir(folder) if name[-4:].lower() in (".png", ".exr") and name[0] != ".")
+    return folder / frames[0] if frames else None
 
 
 def matte_image(path: Path, todo: dict, matter, writer: FrameWriter, wrote) -> None:
@@ -189,7 +235,7 @@ def matte_image(path: Path, todo: dict, matter, writer: FrameWriter, wrote) -> N
     matte = matter(frame, colorspace=space, foreground=job.needs_foreground)
     for kind, pixels in writer.pictures(to_unit_float(frame[None])[0], matte).items():
         if kind in todo:
-            wrote(io.write_image(todo[kind], pixels, job.depth, job.overwrite))
+            wrote(io.write_image(todo[kind], pixels, job.depth, job.overwrite, note=job.note(kind, False)))
 
 
 def matte_video(path: Path, todo: dict, matter, writer: FrameWriter, wrote, progress: bool = False) -> None:
@@ -211,7 +257,8 @@ def matte_video(path: Path, todo: dict, matter, writer: FrameWriter, wrote, prog
             matte = video_matter(frame, foreground=job.needs_foreground)
             for kind, pixels in writer.pictures(to_unit_float(frame[None])[0], matte).items():
                 if kind in sequences:
-                    io.write_image(sequences[kind].tmp / job.frame_name(i), pixels, job.depth, staged=False)
+                    io.write_image(sequences[kind].tmp / job.frame_name(i), pixels, job.depth, staged=False,
+                                   note=job.note(kind, True))
                 elif kind in todo:
                     if kind not in videos:
                         videos[kind] = io.VideoWriter(todo[kind], job.video_codec, fps, frame.shape[1],

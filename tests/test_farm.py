@@ -141,8 +141,13 @@ def _pids(pattern: str) -> set:
 
 
 def _wait_for(proc, ready) -> None:
-    """Poll until `ready()` holds, while `proc` (the farm) still runs."""
+    """Poll until `ready()` holds, while `proc` (the farm) still runs; a farm that gets nowhere in five
+    minutes is stopped and fails the test."""
+    deadline = time.time() + 300
     while proc.poll() is None and not ready():
+        if time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"the farm got nowhere: {proc.communicate()[0]}")
         time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()[0]
 
@@ -228,7 +233,11 @@ def test_a_rerun_with_other_options_refuses_to_mix(cluster, tmp_path):
     assert len(list((out / "a_alpha").iterdir())) == 40 and not list(out.glob(".*"))
 
 
-def test_sigterm_stops_the_farm_in_one_line_and_a_rerun_resumes(cluster, tmp_path):
+@pytest.mark.parametrize("sig, code, said", [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                             (signal.SIGINT, 130, "interrupted (Ctrl-C)")], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_farm_in_one_line_and_a_rerun_resumes(cluster, tmp_path, sig, code, said):
+    """SIGTERM (a farm manager's) and Ctrl-C once gave a traceback: one line, 143 or 130; the rerun
+    picks up the chunks that were whole."""
     shots = tmp_path / "shots"
     shots.mkdir()
     shot(shots / "a.mp4", 40)
@@ -236,11 +245,11 @@ def test_sigterm_stops_the_farm_in_one_line_and_a_rerun_resumes(cluster, tmp_pat
     out = tmp_path / "farm"
     proc = farm(cluster, shots, "-o", out, "--chunk", "4", "--overlap", "40")
     _wait_for(proc, lambda: len(list(out.glob(".*/*.png"))) >= 8)  # a chunk is whole (2 workers)
-    proc.terminate()
-    said = proc.communicate(timeout=600)[0]
-    assert proc.returncode == 143 and "Traceback" not in said, said
-    assert said.splitlines()[-1] == "cramatte: terminated (SIGTERM); rerun the same command to resume", said
+    proc.send_signal(sig)
+    text = proc.communicate(timeout=600)[0]
+    assert proc.returncode == code and "Traceback" not in text, text
+    assert text.splitlines()[-1] == f"cramatte: {said}; rerun the same command to resume", text
     proc = farm(cluster, shots, "-o", out, "--chunk", "4", "--overlap", "40")
-    said = proc.communicate(timeout=600)[0]
-    assert proc.returncode == 0 and re.search(r"frames: [1-9]\d* done already", said), said
+    text = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0 and re.search(r"frames: [1-9]\d* done already", text), text
     assert tree(out) == tree(tmp_path / "local") and not list(out.glob(".*"))

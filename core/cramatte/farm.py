@@ -6,8 +6,10 @@ mode's state has settled when its first written frame comes (those warm-up matte
 images `chunk` at a time. Workers read the inputs and write the outputs themselves, so every node
 must see the same paths (a shared filesystem, as render farms have). A chunk writes exactly the
 files `cramatte matte` writes for the same input and options; a video's frames gather in a hidden
-`.NAME.farm-partial` folder that takes its final name when the whole shot is in. Ray restarts a
-worker that dies and reruns its chunk; a rerun of the command skips finished shots and frames.
+`.NAME.farm-partial` folder that takes its final name when the whole shot is in. Ray replaces a
+worker that dies and reruns its chunk (`retries` times per chunk); the chunks of a lost node go to the
+workers that remain. A rerun of the command skips finished shots and frames, and refuses frames made
+with other settings.
 """
 from __future__ import annotations
 

@@ -121,7 +121,7 @@ BAD_NUMBERS = [  # command, option, value
     ("farm", "--chunk", "0"), ("farm", "--overlap", "-1"), ("farm", "--retries", "-2"), ("farm", "--workers", "-1"),
     ("farm", "--cpus-per-worker", "0"), ("farm", "--gpus-per-worker", "nan"), ("farm", "--temporal", "nan"),
     ("train", "--lr", "nan"), ("train", "--real-prob", "2"), ("train", "--batch", "0"), ("train", "--steps", "-5"),
-    ("eval", "--limit", "-1"), ("export", "--calibration-images", "0"),
+    ("eval", "--limit", "-1"), ("export", "--calibration-images", "0"), ("obs", "--port", "70000"),
 ]
 
 
@@ -131,7 +131,7 @@ def test_numeric_options_out_of_range_are_one_line_naming_the_option(tmp_path, c
     range-checked before any work, the Python API's `Job` and `Cluster` included."""
     args = {"matte": [SAMPLE, "-o", tmp_path / "o"], "farm": [SAMPLE, "-o", tmp_path / "o"],
             "train": ["realtime", "--data", tmp_path, "--out", tmp_path / "o"], "eval": ["--data", tmp_path],
-            "export": ["--int8", tmp_path, "-o", tmp_path / "o.onnx"]}[command]
+            "export": ["--int8", tmp_path, "-o", tmp_path / "o.onnx"], "obs": ["add", "--source", "cam"]}[command]
     assert run(command, *args, option, value) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"cramatte: error: {option} ") and "out of range" in err and err.count("\n") == 1, err

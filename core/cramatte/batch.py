@@ -324,7 +324,8 @@ def matte_files(inputs, out_dir, job: Job | None = None, *, progress: bool = Tru
     job: a `Job`; keywords set its fields (`outputs=("alpha", "rgba"), config="quality"`).
     progress: print each file written, skipped or failed as it happens, and a bar per video.
     A bad input is listed in the report's `failed` and the run goes on; a bad setting, a folder with
-    nothing to matte, clashing outputs or a model that does not load raise before any work.
+    nothing to matte, clashing outputs, outputs made with other settings beside outputs still to write
+    or a model that does not load raise before any work.
     """
     from .runtime import Matter
 

@@ -158,14 +158,25 @@ def _local(shots: Path, out: Path, *args) -> None:
     assert res.returncode == 0, res.stderr
 
 
+def _doomed_node(cluster, cpus: int) -> int:
+    """Start one more node with `cpus` CPUs; returns its raylet's process id."""
+    address, env = cluster
+    raylets = _pids("raylet/raylet")
+    subprocess.run([RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus),
+                    "--disable-usage-stats"], check=True, capture_output=True, env=env, timeout=180)
+    return (_pids("raylet/raylet") - raylets).pop()
+
+
+def _kill_node(raylet: int) -> None:
+    """Kill a node as a power cut would: its raylet and everything it started (workers, agents)."""
+    for pid in (*_children(raylet), raylet):
+        os.kill(pid, signal.SIGKILL)
+
+
 def test_a_lost_node_has_its_chunks_rescheduled(cluster, tmp_path):
     """A third node joins; its raylet and workers are killed mid-run (once hung the job for good): Ray
     reports the node dead, its chunks go to the workers left, and the job finishes whole."""
-    address, env = cluster
-    raylets = _pids("raylet/raylet")
-    subprocess.run([RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
-                    "--disable-usage-stats"], check=True, capture_output=True, env=env, timeout=180)
-    doomed = (_pids("raylet/raylet") - raylets).pop()
+    doomed = _doomed_node(cluster, 1)
     shots = tmp_path / "shots"
     shots.mkdir()
     for name in "abc":
@@ -173,8 +184,7 @@ def test_a_lost_node_has_its_chunks_rescheduled(cluster, tmp_path):
     _local(shots, tmp_path / "local", "--temporal", "0")
     proc = farm(cluster, shots, "-o", tmp_path / "farm", "--chunk", "4", "--temporal", "0")
     _wait_for(proc, lambda: _pids("ray::Worker") & _children(doomed) and list((tmp_path / "farm").glob(".*/*.png")))
-    for pid in (*_children(doomed), doomed):
-        os.kill(pid, signal.SIGKILL)
+    _kill_node(doomed)
     out = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, out
     assert "3 workers" in out and tree(tmp_path / "farm") == tree(tmp_path / "local")
@@ -184,6 +194,22 @@ def test_a_lost_node_has_its_chunks_rescheduled(cluster, tmp_path):
 def _children(pid: int) -> set:
     res = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
     return {int(p) for p in res.stdout.split()}
+
+
+def test_chunks_no_node_is_left_to_take_fail_listed(cluster, tmp_path):
+    """The only node big enough for a worker (2 CPUs) is lost mid-run: the chunks left fail, each
+    listed with its frames, exit 2; the frames matted so far stay for a rerun."""
+    doomed = _doomed_node(cluster, 2)
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    shot(shots / "a.mp4", 40)
+    proc = farm(cluster, shots, "-o", tmp_path / "farm", "--chunk", "4", "--workers", "1", "--cpus-per-worker", "2")
+    _wait_for(proc, lambda: list((tmp_path / "farm").glob(".*/*.png")))
+    _kill_node(doomed)
+    out = proc.communicate(timeout=600)[0]
+    failures = [line for line in out.splitlines() if "not matted (every worker's node was lost)" in line]
+    assert proc.returncode == 2 and failures and "a.mp4 frames " in failures[0], out
+    assert list((tmp_path / "farm").glob(".a_alpha.farm-partial/*.png")) and not (tmp_path / "farm" / "a_alpha").exists()
 
 
 def test_a_chunk_that_kills_its_worker_fails_alone(cluster, tmp_path):

@@ -6,6 +6,8 @@ import logging
 import os
 import sys
 
+from cramatte.ranges import check_ranges
+
 FILTER_KIND = "cramatte_portrait_matte"
 
 
@@ -39,6 +41,7 @@ def password() -> str:
 
 def connect(args, client_factory):
     """A client for OBS, or one OSError saying what is wrong: no OBS, wrong port, wrong password."""
+    check_ranges(args, {"port": (1, 65535, True)})
     where = f"obs-websocket at {args.host}:{args.port}"
     try:
         return client_factory(host=args.host, port=args.port, password=password(), timeout=10)

@@ -55,9 +55,14 @@ def test_matte_files_resumes_and_never_overwrites(shots, tmp_path):
 
 def test_bad_settings_raise_before_any_work(shots, tmp_path):
     for settings, words in (({"outputs": ("alpha", "mask")}, "unknown output 'mask'"), ({"depth": 12}, "depth 12"),
-                            ({"background": "blur:0"}, "blur strength"), ({"outputs": ()}, "no outputs")):
+                            ({"background": "blur:0"}, "blur strength"), ({"outputs": ()}, "no outputs"),
+                            ({"temporal": float("nan")}, "temporal nan is out of range"),
+                            ({"threads": -1}, "threads -1 is out of range")):
         with pytest.raises(ValueError, match=words):
             cramatte.matte_files(shots, tmp_path / "out", progress=False, **settings)
+    for field, value in (("chunk", 0), ("retries", -1), ("gpus_per_worker", float("inf")), ("overlap", 2.5)):
+        with pytest.raises(ValueError, match=f"{field} {value} is out of range"):
+            cramatte.Cluster(**{field: value})
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ValueError, match="no images or videos"):

@@ -1,6 +1,7 @@
 """`cramatte farm` on a real Ray cluster on this machine's loopback: a head node and a second node, one
 CPU each. Ray is a test dependency: without it these tests fail, they never skip."""
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -132,3 +133,149 @@ def test_farm_files_from_python_equals_the_command(cluster, tmp_path, monkeypatc
     assert not ray.is_initialized()
     with pytest.raises(ValueError, match="image sequences"):
         cramatte.farm_files(shots, tmp_path / "api", video_codec="prores")
+
+
+def _pids(pattern: str) -> set:
+    res = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return {int(p) for p in res.stdout.split()}
+
+
+def _wait_for(proc, ready) -> None:
+    """Poll until `ready()` holds, while `proc` (the farm) still runs; a farm that gets nowhere in five
+    minutes is stopped and fails the test."""
+    deadline = time.time() + 300
+    while proc.poll() is None and not ready():
+        if time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"the farm got nowhere: {proc.communicate()[0]}")
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[0]
+
+
+def _local(shots: Path, out: Path, *args) -> None:
+    res = subprocess.run([sys.executable, "-m", "cramatte.cli", "matte", str(shots), "-o", str(out), *args],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def _doomed_node(cluster, cpus: int) -> int:
+    """Start one more node with `cpus` CPUs; returns its raylet's process id."""
+    address, env = cluster
+    raylets = _pids("raylet/raylet")
+    subprocess.run([RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus),
+                    "--disable-usage-stats"], check=True, capture_output=True, env=env, timeout=180)
+    return (_pids("raylet/raylet") - raylets).pop()
+
+
+def _kill_node(raylet: int) -> None:
+    """Kill a node as a power cut would: its raylet and everything it started (workers, agents)."""
+    for pid in (*_children(raylet), raylet):
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_a_lost_node_has_its_chunks_rescheduled(cluster, tmp_path):
+    """A third node joins; its raylet and workers are killed mid-run (once hung the job for good): Ray
+    reports the node dead, its chunks go to the workers left, and the job finishes whole."""
+    doomed = _doomed_node(cluster, 1)
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for name in "abc":
+        shot(shots / f"{name}.mp4", 16)
+    _local(shots, tmp_path / "local", "--temporal", "0")
+    proc = farm(cluster, shots, "-o", tmp_path / "farm", "--chunk", "4", "--temporal", "0")
+    _wait_for(proc, lambda: _pids("ray::Worker") & _children(doomed) and list((tmp_path / "farm").glob(".*/*.png")))
+    _kill_node(doomed)
+    out = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, out
+    assert "3 workers" in out and tree(tmp_path / "farm") == tree(tmp_path / "local")
+    assert not list((tmp_path / "farm").glob(".*"))
+
+
+def _children(pid: int) -> set:
+    res = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return {int(p) for p in res.stdout.split()}
+
+
+def test_chunks_no_node_is_left_to_take_fail_listed(cluster, tmp_path):
+    """The only node big enough for a worker (2 CPUs) is lost mid-run: the chunks left fail, each
+    listed with its frames, exit 2; the frames matted so far stay for a rerun."""
+    doomed = _doomed_node(cluster, 2)
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    shot(shots / "a.mp4", 40)
+    proc = farm(cluster, shots, "-o", tmp_path / "farm", "--chunk", "4", "--workers", "1", "--cpus-per-worker", "2")
+    _wait_for(proc, lambda: list((tmp_path / "farm").glob(".*/*.png")))
+    _kill_node(doomed)
+    out = proc.communicate(timeout=600)[0]
+    failures = [line for line in out.splitlines() if "not matted (every worker's node was lost)" in line]
+    assert proc.returncode == 2 and failures and "a.mp4 frames " in failures[0], out
+    assert list((tmp_path / "farm").glob(".a_alpha.farm-partial/*.png")) and not (tmp_path / "farm" / "a_alpha").exists()
+
+
+def test_a_chunk_that_kills_its_worker_fails_alone(cluster, tmp_path):
+    """--retries 0 and a worker killed mid-chunk: that chunk fails (exit 2) and only it; Ray replaces the
+    worker for the chunks after it (a dead worker once failed every chunk sent to it), the throughput
+    counts frames matted, and a rerun completes the shots."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for name in "abc":
+        shot(shots / f"{name}.mp4", 16)
+    _local(shots, tmp_path / "local", "--temporal", "0")
+    args = (shots, "-o", tmp_path / "farm", "--chunk", "4", "--temporal", "0", "--retries", "0")
+    proc = farm(cluster, *args)
+    _wait_for(proc, lambda: _worker_pids() and list((tmp_path / "farm").glob(".*/*.png")))
+    os.kill(_worker_pids()[0], signal.SIGKILL)
+    out = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 2, out
+    failures = [line for line in out.splitlines() if "not matted" in line]
+    assert len(failures) == 1 and "its worker died (1 try)" in failures[0], out
+    assert "44 frames matted" in out, out
+    proc = farm(cluster, *args)
+    out = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0 and "44 done already, 4 to do in 1 chunks" in out, out
+    assert tree(tmp_path / "farm") == tree(tmp_path / "local") and not list((tmp_path / "farm").glob(".*"))
+
+
+def test_a_rerun_with_other_options_refuses_to_mix(cluster, tmp_path):
+    """A --depth 16 run killed halfway, rerun without --depth: refused (it once published 16- and 8-bit
+    frames in one shot), naming the option; the same options resume; --overwrite starts afresh."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    shot(shots / "a.mp4", 40)
+    out = tmp_path / "farm"
+    proc = farm(cluster, shots, "-o", out, "--chunk", "4", "--depth", "16")
+    _wait_for(proc, lambda: len(list(out.glob(".*/*.png"))) >= 4)
+    proc.kill()
+    proc.wait()
+    proc = farm(cluster, shots, "-o", out, "--chunk", "4")
+    said = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 2 and "cramatte: error:" in said and "Traceback" not in said, said
+    assert "--depth 16" in said and "--depth 8" in said and str(out / "a_alpha") in said, said
+    assert not (out / "a_alpha").exists()
+    proc = farm(cluster, shots, "-o", out, "--chunk", "4", "--depth", "16")
+    said = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, said
+    assert {cv2.imread(str(p), cv2.IMREAD_UNCHANGED).dtype for p in (out / "a_alpha").iterdir()} == {np.dtype("uint16")}
+    assert len(list((out / "a_alpha").iterdir())) == 40 and not list(out.glob(".*"))
+
+
+@pytest.mark.parametrize("sig, code, said", [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                             (signal.SIGINT, 130, "interrupted (Ctrl-C)")], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_farm_in_one_line_and_a_rerun_resumes(cluster, tmp_path, sig, code, said):
+    """SIGTERM (a farm manager's) and Ctrl-C once gave a traceback: one line, 143 or 130; the rerun
+    picks up the chunks that were whole."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    shot(shots / "a.mp4", 40)
+    _local(shots, tmp_path / "local")
+    out = tmp_path / "farm"
+    proc = farm(cluster, shots, "-o", out, "--chunk", "4", "--overlap", "40")
+    _wait_for(proc, lambda: len(list(out.glob(".*/*.png"))) >= 8)  # a chunk is whole (2 workers)
+    proc.send_signal(sig)
+    text = proc.communicate(timeout=600)[0]
+    assert proc.returncode == code and "Traceback" not in text, text
+    assert text.splitlines()[-1] == f"cramatte: {said}; rerun the same command to resume", text
+    proc = farm(cluster, shots, "-o", out, "--chunk", "4", "--overlap", "40")
+    text = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0 and re.search(r"frames: [1-9]\d* done already", text), text
+    assert tree(out) == tree(tmp_path / "local") and not list(out.glob(".*"))

@@ -416,3 +416,36 @@ def test_eval_without_the_train_extra_names_it(monkeypatch, capsys):
     assert run("eval", "--data", "nowhere") == 2
     err = capsys.readouterr().err
     assert "'train' extra" in err and "pip install -e '.[train]'" in err
+
+
+def _matte_until_frames(clip: Path, out: Path) -> subprocess.Popen:
+    """`cramatte matte CLIP` in a child, returned once its private sequence folder holds frames."""
+    proc = subprocess.Popen([sys.executable, "-m", "cramatte.cli", "matte", str(clip), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None and not list(out.glob(".clip_alpha.*.partial/*.png")):
+        threading.Event().wait(0.05)
+    assert proc.poll() is None, proc.communicate()
+    return proc
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_mid_video_is_one_line_its_exit_code_and_no_debris(tmp_path, sig, code):
+    clip, out = video(tmp_path / "clip.mp4", frames=400), tmp_path / "out"
+    proc = _matte_until_frames(clip, out)
+    proc.send_signal(sig)
+    stdout, err = proc.communicate(timeout=120)
+    said = [line for line in err.splitlines() if line.strip() and "frame/s]" not in line]  # not the bar
+    assert proc.returncode == code and len(said) == 1 and "rerun the same command" in said[0], err
+    assert list(out.iterdir()) == []
+
+
+def test_a_rerun_removes_what_a_killed_run_left(tmp_path):
+    clip, out = video(tmp_path / "clip.mp4", frames=400), tmp_path / "out"
+    proc = _matte_until_frames(clip, out)
+    proc.kill()
+    proc.wait()
+    assert leftovers(out)  # SIGKILL: nothing could clean up
+    holder = Staged(out / "busy.png")  # a living writer's private folder stays
+    assert run("matte", video(tmp_path / "short.mp4", frames=3), "-o", out) == 0
+    assert leftovers(out) == [holder.private.name] and sorted(p.name for p in out.iterdir() if p.name[0] != ".") == ["short_alpha"]
+    holder.discard()

@@ -6,7 +6,9 @@ that exists unless the job says `overwrite`; a rerun skips what is done.
 """
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass, field, replace
@@ -16,6 +18,7 @@ import numpy as np
 
 from . import io
 from .frames import COLORSPACES, to_unit_float
+from .ranges import check_ranges
 from .temporal import STRENGTH
 
 OUTPUTS = ("alpha", "rgba", "premultiplied", "composite")
@@ -31,7 +34,7 @@ class Job:
     background: for composite, colour:#rrggbb, colour:r,g,b, blur[:sigma] or image:PATH; colorspace of
     the inputs: auto (EXR linear, others sRGB), srgb or linear; video_codec: png (a PNG or EXR
     sequence per output), prores (.mov) or vp9 (.webm); temporal: video mode's weight of the previous
-    matte (0: per frame); overwrite: replace outputs that exist (else they count as done).
+    matte, 0 (per frame) to 1; overwrite: replace outputs that exist (else they count as done).
     model, config, backend, device, threads: as for `cramatte.Matter`.
     """
     outputs: tuple = ("alpha",)
@@ -60,6 +63,9 @@ class Job:
                     raise ValueError(f"unknown {name} {value!r}; choose {', '.join(map(str, allowed))}")
         if not outputs:
             raise ValueError("no outputs asked for; choose any of " + ", ".join(OUTPUTS))
+        check_ranges(self, {"temporal": (0, 1, False)})
+        if self.threads is not None:
+            check_ranges(self, {"threads": (0, math.inf, True)})
 
     @property
     def suffix(self) -> str:
@@ -81,9 +87,41 @@ class Job:
             return {k: out_dir / f"{path.stem}_{k}" for k in self.outputs}
         return {k: out_dir / f"{path.stem}_{k}{io.VIDEO_CODECS[self.video_codec][0]}" for k in self.outputs}
 
+    def recipe(self, kind: str, video: bool) -> dict:
+        """The settings that decide the pixels of output `kind` (of a video's, if `video`). Every image
+        written records them (`note`), so that a rerun never mixes outputs made with other settings."""
+        fields = {name: getattr(self, name) for name in ("format", "depth", "colorspace", "config", "backend")}
+        fields["model"] = os.path.abspath(self.model) if self.model else "shipped"
+        if video:
+            fields["temporal"] = self.temporal
+        if kind == "composite":
+            fields["background"] = self.background
+        return fields
+
+    def note(self, kind: str, video: bool) -> str:
+        return json.dumps(self.recipe(kind, video), sort_keys=True)
+
+    def refuse_mixing(self, image: Path, output: Path, kind: str, video: bool) -> None:
+        """Raise a ValueError naming the first option that differs when `image` (`output` itself, or a
+        frame of it) was made with settings other than this job's; images without a note pass."""
+        try:
+            made = json.loads(io.read_note(image) or "{}")
+        except ValueError:
+            return
+        asked = self.recipe(kind, video)
+        differ = [name for name in sorted(made) if made[name] != asked.get(name)]
+        if differ:
+            raise ValueError(f"{output} was made with {_option(differ[0], made)}, this run asks for "
+                             f"{_option(differ[0], asked)}: rerun with the same options, or --overwrite to replace it")
+
     def pending(self, dests: dict) -> dict:
         """The outputs still to write: all of them with `overwrite`, else those that do not exist yet."""
         return {k: d for k, d in dests.items() if self.overwrite or not os.path.lexists(d)}
+
+
+def _option(name: str, settings: dict) -> str:
+    """A setting as its command-line option says it (`--depth 16`)."""
+    return f"--{name} {settings[name]}" if name in settings else f"no --{name}"
 
 
 @dataclass
@@ -157,7 +195,8 @@ class FrameWriter:
 
 def plan(inputs: list, job: Job, out_dir: Path) -> list:
     """(input, {kind: destination}) for every input; refuses, before any work, an output folder that is a
-    file, two inputs with one output, and an output that is an input."""
+    file, two inputs with one output, an output that is an input, and outputs made with other settings
+    beside outputs still to write."""
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"-o {out_dir}: it is a file; give a folder for the outputs")
     planned = [(p, job.destinations(p, out_dir)) for p in inputs]
@@ -173,7 +212,19 @@ def plan(inputs: list, job: Job, out_dir: Path) -> list:
     for dest in owners:
         if dest in sources:
             raise FileExistsError(f"{dest} is an input; refusing to write over it")
+    if not job.overwrite and any(job.pending(dests) for _, dests in planned):  # what is done joins what is not
+        for path, dests in planned:
+            for kind, dest in dests.items():
+                made = first_frame(dest) if os.path.isdir(dest) else dest if os.path.lexists(dest) else None
+                if made:
+                    job.refuse_mixing(made, dest, kind, io.is_video(path))
     return planned
+
+
+def first_frame(folder: Path) -> Path | None:
+    """The first PNG or EXR frame in a sequence folder, or None."""
+    frames = sorted(name for name in os.listdir(folder) if name[-4:].lower() in (".png", ".exr") and name[0] != ".")
+    return folder / frames[0] if frames else None
 
 
 def matte_image(path: Path, todo: dict, matter, writer: FrameWriter, wrote) -> None:
@@ -184,7 +235,7 @@ def matte_image(path: Path, todo: dict, matter, writer: FrameWriter, wrote) -> N
     matte = matter(frame, colorspace=space, foreground=job.needs_foreground)
     for kind, pixels in writer.pictures(to_unit_float(frame[None])[0], matte).items():
         if kind in todo:
-            wrote(io.write_image(todo[kind], pixels, job.depth, job.overwrite))
+            wrote(io.write_image(todo[kind], pixels, job.depth, job.overwrite, note=job.note(kind, False)))
 
 
 def matte_video(path: Path, todo: dict, matter, writer: FrameWriter, wrote, progress: bool = False) -> None:
@@ -206,7 +257,8 @@ def matte_video(path: Path, todo: dict, matter, writer: FrameWriter, wrote, prog
             matte = video_matter(frame, foreground=job.needs_foreground)
             for kind, pixels in writer.pictures(to_unit_float(frame[None])[0], matte).items():
                 if kind in sequences:
-                    io.write_image(sequences[kind].tmp / job.frame_name(i), pixels, job.depth, staged=False)
+                    io.write_image(sequences[kind].tmp / job.frame_name(i), pixels, job.depth, staged=False,
+                                   note=job.note(kind, True))
                 elif kind in todo:
                     if kind not in videos:
                         videos[kind] = io.VideoWriter(todo[kind], job.video_codec, fps, frame.shape[1],
@@ -243,6 +295,27 @@ def as_paths(inputs) -> list:
     return [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
 
 
+def gather(inputs) -> list:
+    """The images and videos to matte: `io.expand_inputs` of the inputs, less the files in a given folder
+    that are cramatte outputs of another file there (NAME_alpha.png beside NAME.jpg: a folder matted
+    into itself). A file named directly is always an input."""
+    out = []
+    for item in as_paths(inputs):
+        found = io.expand_inputs([item])
+        if item.is_dir():
+            stems = {p.stem for p in found}
+            found = [p for p in found if not _output_of(p, stems)]
+        out += found
+    return out
+
+
+def _output_of(path: Path, stems: set) -> bool:
+    """Whether `path`'s name is one cramatte gives an output of an input whose name has one of `stems`."""
+    suffixes = {".png", ".exr", *(suffix for suffix, _, _ in io.VIDEO_CODECS.values())}
+    stem, _, kind = path.stem.rpartition("_")
+    return kind in OUTPUTS and stem in stems and path.suffix.lower() in suffixes
+
+
 def matte_files(inputs, out_dir, job: Job | None = None, *, progress: bool = True, **settings) -> Report:
     """Matte images, folders of them and videos into the folder `out_dir`: the files `cramatte matte`
     writes, with its guarantees (staged writes, nothing overwritten unless asked, a rerun resumes).
@@ -251,16 +324,18 @@ def matte_files(inputs, out_dir, job: Job | None = None, *, progress: bool = Tru
     job: a `Job`; keywords set its fields (`outputs=("alpha", "rgba"), config="quality"`).
     progress: print each file written, skipped or failed as it happens, and a bar per video.
     A bad input is listed in the report's `failed` and the run goes on; a bad setting, a folder with
-    nothing to matte, clashing outputs or a model that does not load raise before any work.
+    nothing to matte, clashing outputs, outputs made with other settings beside outputs still to write
+    or a model that does not load raise before any work.
     """
     from .runtime import Matter
 
     job = replace(job, **settings) if job else Job(**settings)
     writer = FrameWriter(job)
-    paths = io.expand_inputs(as_paths(inputs))
+    paths = gather(inputs)
     if not paths:
         raise ValueError("no images or videos found in the inputs")
     planned = plan(paths, job, Path(out_dir))
+    io.remove_abandoned(out_dir)  # what a killed run left
     matter = Matter(job.model, config=job.config, backend=job.backend, device=job.device, threads=job.threads)
     report = Report(inputs=len(planned))
 

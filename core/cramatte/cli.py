@@ -1,12 +1,15 @@
 """The `cramatte` command: matte images, folders and videos; info; export; train; eval."""
 import argparse
 import logging
+import math
+import signal
 import sys
 import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 
 from .batch import OUTPUTS, USER_ERRORS, Job, matte_files
+from .ranges import RangeError, check_ranges
 from .temporal import STRENGTH
 
 
@@ -59,6 +62,7 @@ def cmd_export(args) -> int:
         from .export import export_nuke
         print(export_nuke(weights, args.out, config=args.config, overwrite=args.overwrite))
     elif args.int8:
+        check_ranges(args, {"calibration_images": (1, math.inf, True)})
         from .export import quantize_int8
         from .io import expand_inputs, is_video
         images = [p for p in expand_inputs(args.int8) if not is_video(p)]
@@ -101,6 +105,7 @@ def cmd_eval(args) -> int:
     except ImportError as e:
         raise _train_extra("eval", e) from None
 
+    check_ranges(args, {"limit": (0, math.inf, True)})
     if args.video:
         for data in args.data:
             evaluate_video(data, model=args.model, config=args.config, backend=args.backend)
@@ -243,17 +248,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what a farm manager or `kill` sends), handled as Ctrl-C is: staged work is discarded."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv=None) -> int:
+    """Run the command; exit codes: 0 done, 2 an error or failed inputs, 130 Ctrl-C, 143 SIGTERM."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
+    except KeyboardInterrupt as e:
+        if args.verbose:
+            traceback.print_exc()
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted (Ctrl-C)"
+        print(f"cramatte: {what}; rerun the same command to resume", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     except USER_ERRORS as e:
         if args.verbose:
             traceback.print_exc()
         text = "not enough memory" if isinstance(e, MemoryError) else str(e) or type(e).__name__
+        if isinstance(e, RangeError):
+            text = e.for_option()
         print(f"cramatte: error: {text}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

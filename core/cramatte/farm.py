@@ -6,22 +6,28 @@ mode's state has settled when its first written frame comes (those warm-up matte
 images `chunk` at a time. Workers read the inputs and write the outputs themselves, so every node
 must see the same paths (a shared filesystem, as render farms have). A chunk writes exactly the
 files `cramatte matte` writes for the same input and options; a video's frames gather in a hidden
-`.NAME.farm-partial` folder that takes its final name when the whole shot is in. Ray restarts a
-worker that dies and reruns its chunk; a rerun of the command skips finished shots and frames.
+`.NAME.farm-partial` folder that takes its final name when the whole shot is in. Ray replaces a
+worker that dies and reruns its chunk (`retries` times per chunk); the chunks of a lost node go to the
+workers that remain. A rerun of the command skips finished shots and frames, and refuses frames made
+with other settings.
 """
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 
 from . import io
-from .batch import USER_ERRORS, FrameWriter, Job, Report, as_paths, error_line, matte_image, parse_background, plan
+from .batch import USER_ERRORS, FrameWriter, Job, Report, error_line, first_frame, gather, matte_image, parse_background, plan
+from .ranges import check_ranges
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,11 @@ class Cluster:
     chunk: int = 100
     overlap: int = 8
     retries: int = 3
+
+    def __post_init__(self):
+        check_ranges(self, {"workers": (0, 100_000, True), "cpus_per_worker": (1, 4096, True),
+                            "gpus_per_worker": (0, 64, False), "chunk": (1, 10_000_000, True),
+                            "overlap": (0, 10_000, True), "retries": (0, 100, True)})
 
 
 @dataclass(frozen=True)
@@ -91,12 +102,16 @@ class Worker:
                              threads=job.threads)
         self.writer = FrameWriter(job)
 
-    def ready(self) -> bool:
-        return True
+    def node(self) -> str:
+        """The id of the Ray node this worker runs on."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
 
     def run(self, chunk: Chunk, dests: dict) -> tuple:
         """Matte one chunk; returns (frames written, seconds, [(input, error message)], [image outputs
-        written]). A bad input is reported, not raised: Ray retries a chunk only when its worker dies."""
+        written], this worker's node). A bad input is reported, not raised: Ray retries a chunk only
+        when its worker dies."""
         start, written, failures, files = time.perf_counter(), 0, [], []
         for path in chunk.images or (chunk.shot,):
             try:
@@ -109,7 +124,7 @@ class Worker:
                     written += self._video(chunk, {k: Path(d) for k, d in dests[path].items()})
             except USER_ERRORS as e:
                 failures.append((path, error_line(path, e)))
-        return written, time.perf_counter() - start, failures, files
+        return written, time.perf_counter() - start, failures, files, self.node()
 
     def _video(self, chunk: Chunk, dests: dict) -> int:
         from .frames import to_unit_float
@@ -136,7 +151,7 @@ class Worker:
                 name = self.job.frame_name(i)
                 for kind, pixels in self.writer.pictures(to_unit_float(frame[None])[0], matte).items():
                     if not os.path.lexists(folders[kind] / name):
-                        io.write_image(folders[kind] / name, pixels, self.job.depth)
+                        io.write_image(folders[kind] / name, pixels, self.job.depth, note=self.job.note(kind, True))
                 written += 1
         finally:
             cap.release()
@@ -187,6 +202,9 @@ def plan_chunks(planned: list, job: Job, cluster: Cluster) -> tuple:
             if job.overwrite and folder.exists():
                 shutil.rmtree(folder)
             _own_folder(folder)
+            made = first_frame(folder)
+            if made:  # frames of a run that stopped: made with this run's settings, or refused
+                job.refuse_mixing(made, final, kind, True)
         for start in range(0, count, cluster.chunk):
             chunk = Chunk(str(path), start, min(start + cluster.chunk, count), min(cluster.overlap, start))
             have = all(os.path.lexists(partial_folder(todo[k]) / job.frame_name(i))
@@ -244,23 +262,28 @@ def farm_files(inputs, out_dir, job: Job | None = None, *, cluster: Cluster = Cl
     if job.video_codec != "png":
         raise ValueError(f"the farm writes videos as image sequences, not {job.video_codec}: use video_codec='png'")
     parse_background(job.background)  # a bad setting fails here, before any cluster starts
-    paths = io.expand_inputs(as_paths(inputs))
-    try:
-        import ray
-    except ImportError:
-        raise ImportError("cramatte farm needs Ray (cramatte's 'farm' extra): pip install 'ray==2.60.0'") from None
+    paths = gather(inputs)
+    ray = _import_ray(cluster.address)
     job = replace(job, threads=cluster.cpus_per_worker)
     # workers run in folders of their own: every path they see is absolute
-    planned = plan([p.absolute() for p in paths], job, Path(out_dir).absolute())
+    out_dir = Path(out_dir).absolute()
+    planned = plan([p.absolute() for p in paths], job, out_dir)
     dests = {str(p): {k: str(d) for k, d in ds.items()} for p, ds in planned}
     report = Report(inputs=len(planned), skipped=[p for p, ds in planned if not job.pending(ds)])
-    chunks, shots, finished = plan_chunks(planned, job, cluster)
-    total = sum(s.frames for s in shots.values())
-    if progress:
-        print(f"{len(shots)} shots, {total} frames: {finished} done already, {total - finished} to do "
-              f"in {len(chunks)} chunks")
-    if chunks:
-        report.written += _run_chunks(ray, chunks, shots, dests, job, cluster, (total, finished), progress)
+    with _connected(ray, cluster):
+        try:
+            io.remove_abandoned(out_dir)  # what a run or a worker killed outright left
+            chunks, shots, finished = plan_chunks(planned, job, cluster)
+            total = sum(s.frames for s in shots.values())
+            if progress:
+                print(f"{len(shots)} shots, {total} frames: {finished} done already, {total - finished} to do "
+                      f"in {len(chunks)} chunks")
+            if chunks:
+                report.written += _run_chunks(ray, chunks, shots, dests, job, cluster, (total, finished), progress)
+        finally:
+            for final in (Path(d) for ds in dests.values() for d in ds.values()):
+                _drop_if_empty(partial_folder(final))
+    io.remove_abandoned(out_dir)
     for path, shot in shots.items():
         if not shot.failures and io.is_video(path) and any(partial_folder(Path(d)).exists() for d in dests[path].values()):
             try:
@@ -275,62 +298,147 @@ def farm_files(inputs, out_dir, job: Job | None = None, *, cluster: Cluster = Cl
     return report
 
 
+def _import_ray(address: str | None):
+    """The `ray` module, or an ImportError that says which extra brings what is missing."""
+    try:
+        import ray
+        if address and address.startswith("ray://"):
+            import ray.util.client.worker  # noqa: F401  (needs grpcio: ray[client])
+    except ImportError as e:
+        raise ImportError(f"cramatte farm needs Ray with its client ({e.name or e} is missing; cramatte's 'farm' "
+                          "extra): pip install 'ray[client]==2.60.0'") from None
+    return ray
+
+
+@contextmanager
+def _connected(ray, cluster: Cluster):
+    """Connected to the cluster: the caller's Ray connection if there is one, else one of our own,
+    closed at the end. Ray's own SIGTERM handler (an exit) gives way to the caller's."""
+    if ray.is_initialized():
+        yield
+        return
+    handler = signal.getsignal(signal.SIGTERM)
+    local = {} if cluster.address else {"include_dashboard": False}  # only for a cluster of its own
+    ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False, **local)
+    if handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _drop_if_empty(folder: Path) -> None:
+    """Remove a partial folder that holds no frames."""
+    try:
+        folder.rmdir()
+    except OSError:  # not there, or not empty
+        pass
+
+
 def _run_chunks(ray, chunks, shots, dests, job, cluster, frames, progress) -> list:
     """Run `chunks` on worker actors, adding each shot's frames, seconds and failures to `shots`; returns
-    the image outputs written. `frames`: (total, done already) for the progress bar."""
-    own = not ray.is_initialized()
-    if own:
-        local = {} if cluster.address else {"include_dashboard": False}  # only for a cluster of its own
-        ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False, **local)
+    the image outputs written. `frames`: (total, done already) for the progress bar.
+
+    Ray replaces a worker whose process dies (`max_restarts=-1`) and reruns its chunk up to
+    `cluster.retries` times (`max_task_retries`: the retries count against the chunk, not the worker)."""
     cpus = int(ray.cluster_resources().get("CPU", 1))
     workers = cluster.workers or max(1, cpus // cluster.cpus_per_worker)
     remote = ray.remote(num_cpus=cluster.cpus_per_worker, num_gpus=cluster.gpus_per_worker,
-                        max_restarts=cluster.retries, max_task_retries=cluster.retries)(Worker)
+                        max_restarts=-1, max_task_retries=cluster.retries)(Worker)
     actors = [remote.remote(job) for _ in range(min(workers, len(chunks)))]
     try:
-        ray.get([a.ready.remote() for a in actors])  # models loaded: the clock counts matting and scheduling only
-        return _schedule(ray, actors, chunks, shots, dests, frames, progress)
+        nodes = ray.get([a.node.remote() for a in actors])  # models loaded: the clock counts matting only
+        return _schedule(ray, actors, nodes, chunks, shots, dests, cluster.retries, frames, progress)
     finally:
         for actor in actors:
-            ray.kill(actor)
-        if own:
-            ray.shutdown()
+            ray.kill(actor, no_restart=True)
 
 
-def _schedule(ray, actors, chunks, shots, dests, frames, progress) -> list:
-    """Hand chunks to idle actors until all are done; see `_run_chunks`."""
+POLL_SECONDS = 5.0  # how often the driver looks for lost nodes while it waits for chunks
+
+
+def _schedule(ray, actors, nodes, chunks, shots, dests, retries, frames, progress) -> list:
+    """Hand chunks to idle actors until all are done or failed; see `_run_chunks`. `nodes[i]` is the node
+    actor i runs on. A chunk whose worker died on every try fails, unless the worker's node died: then
+    it goes back in the queue, and a worker that no node is left to take is dropped (its chunks wait
+    for the others; when none are left, they fail)."""
     from tqdm import tqdm
 
-    queue, pending, idle, written = deque(chunks), {}, list(actors), []
-    chunk_seconds, started = [], time.perf_counter()
+    # pending: ref -> (chunk, actor, submitted, None) for a chunk; (chunk, actor, 0, error) while a
+    # worker that lost that chunk restarts
+    queue, pending, idle, written, lost = deque(chunks), {}, list(range(len(actors))), [], set()
+    matted, overheads, started = 0, [], time.perf_counter()
     with tqdm(total=frames[0], initial=frames[1], unit="frame", desc="farm", smoothing=0.1,
               disable=not progress) as bar:
-        while queue or pending:
+        while pending or (queue and len(lost) < len(actors)):
             while idle and queue:
-                actor, chunk = idle.pop(), queue.popleft()
-                pending[actor.run.remote(chunk, dests)] = (chunk, actor, time.perf_counter())
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            chunk, actor, submitted = pending.pop(ready[0])
-            try:
-                done, seconds, failed, files = ray.get(ready[0])
-            except ray.exceptions.RayError as e:  # a worker or node lost more often than the retries allow
-                shots[chunk.images[0] if chunk.images else chunk.shot].failures.append(
-                    f"{chunk.label()}: not matted ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
-                idle.append(actor)
+                i, chunk = idle.pop(), queue.popleft()
+                pending[actors[i].run.remote(chunk, dests)] = (chunk, i, time.perf_counter(), None)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+            if not ready:
+                _drop_lost(ray, actors, nodes, lost, {i for _, i, _, _ in pending.values()})
                 continue
-            chunk_seconds.append((time.perf_counter() - submitted, seconds))
+            chunk, i, submitted, error = pending.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except ray.exceptions.RayError as e:
+                if error is not None or i in lost:  # a worker no node can take: its chunk goes to the others
+                    lost.add(i)
+                    queue.appendleft(chunk)
+                elif isinstance(e, ray.exceptions.RayActorError):  # wait for Ray to restart the worker
+                    pending[actors[i].node.options(max_task_retries=-1).remote()] = (chunk, i, 0.0, e)
+                else:
+                    _fail(shots, chunk, f"the worker failed: {_first_line(e)}")
+                    idle.append(i)
+                continue
+            if error is not None:  # the worker is back: was it the chunk, or the node the worker was on?
+                if nodes[i] in _dead_nodes(ray):
+                    queue.appendleft(chunk)
+                else:
+                    _fail(shots, chunk, f"its worker died ({retries + 1} {'try' if retries == 0 else 'tries'}): "
+                                        f"{_first_line(error)}")
+                nodes[i] = result
+                idle.append(i)
+                continue
+            done, seconds, failed, files, nodes[i] = result
+            overheads.append(time.perf_counter() - submitted - seconds)
             written += files
+            matted += done
             for path, message in failed:
                 shots[path].failures.append(message)
             paths = chunk.images or (chunk.shot,)
             for path in paths:
                 shots[path].done += 1 if chunk.images else done
                 shots[path].seconds += seconds / len(paths)
-            bar.update(chunk.frames)
-            idle.append(actor)
-    if progress and chunk_seconds:
+            bar.update(done)
+            idle.append(i)
+    for chunk in queue:
+        _fail(shots, chunk, "every worker's node was lost")
+    if progress and overheads:
         wall = time.perf_counter() - started
-        overhead = sum(w - s for w, s in chunk_seconds) / len(chunk_seconds)
-        print(f"{len(actors)} workers, {sum(c.frames for c in chunks) / wall:.1f} frames/s; "
-              f"scheduling overhead {overhead * 1000:.0f} ms per chunk")
+        print(f"{len(actors)} workers, {matted} frames matted in {wall:.1f} s: {matted / wall:.1f} frames/s; "
+              f"scheduling overhead {sum(overheads) / len(overheads) * 1000:.0f} ms per chunk")
     return written
+
+
+def _first_line(e: Exception) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+
+
+def _dead_nodes(ray) -> set:
+    return {n["NodeID"] for n in ray.nodes() if not n["Alive"]}
+
+
+def _fail(shots: dict, chunk: Chunk, why: str) -> None:
+    shots[chunk.images[0] if chunk.images else chunk.shot].failures.append(f"{chunk.label()}: not matted ({why})")
+
+
+def _drop_lost(ray, actors, nodes, lost, busy) -> None:
+    """Kill (for good) the busy actors whose node Ray reports dead, adding them to `lost`: their chunks
+    then fail at once, rather than wait for a restart that no node may have room for."""
+    dead = _dead_nodes(ray)
+    for i in busy - lost:
+        if nodes[i] in dead:
+            ray.kill(actors[i], no_restart=True)
+            lost.add(i)

@@ -1,15 +1,26 @@
 """Reading and writing images and videos; writes are atomic and never replace an existing file."""
+from __future__ import annotations
+
 import os
 import shutil
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import simplejpeg
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; a killed run's private folders stay for the user
+    fcntl = None
+
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr"}
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
+NOTE = "cramatte"  # the PNG text chunk's keyword and the EXR header attribute that hold a note
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -48,12 +59,13 @@ def read_exr(path) -> np.ndarray:
     raise ValueError(f"{path} has no RGB, RGBA, A or Y channels (has {', '.join(channels)})")
 
 
-def write_exr(path, pixels: np.ndarray) -> None:
-    """Float EXR (ZIP): HxW as channel A (a matte), HxWx3 as RGB, HxWx4 as RGBA."""
+def write_exr(path, pixels: np.ndarray, note: str = "") -> None:
+    """Float EXR (ZIP): HxW as channel A (a matte), HxWx3 as RGB, HxWx4 as RGBA; a `note` goes into the
+    header as the string attribute `cramatte`."""
     import OpenEXR
 
     name = {2: "A"}.get(pixels.ndim) or {3: "RGB", 4: "RGBA"}[pixels.shape[2]]
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, **({NOTE: note} if note else {})}
     with OpenEXR.File(header, {name: np.ascontiguousarray(pixels, np.float32)}) as f:
         f.write(os.fspath(path))
 
@@ -121,7 +133,7 @@ def _check_complete(path, data: np.ndarray):
         if not tail.rstrip(b"\0\r\n ").endswith(b"\xff\xd9"):
             raise ValueError(f"cannot read image {path}: truncated JPEG (no end-of-image marker)")
         return "JPEG"
-    if head == b"\x89PNG\r\n\x1a\n":
+    if head == PNG_SIGNATURE:
         if b"IEND" not in tail[-16:]:
             raise ValueError(f"cannot read image {path}: truncated PNG (no end chunk)")
         return "PNG"
@@ -151,7 +163,8 @@ class Staged:
     replaces anything that exists there, even one that appeared meanwhile, unless `overwrite`;
     `discard()` (or any error inside a `with` block) leaves nothing behind. A file appears through a
     hard link; where the file system has none (FAT, exFAT, some shares) the name is first claimed by an
-    exclusive create, then the finished file is renamed over that claim.
+    exclusive create, then the finished file is renamed over that claim. The private folder is locked
+    while its writer lives, so a later run removes one that a killed writer left (`remove_abandoned`).
     """
 
     def __init__(self, path, overwrite: bool = False, folder: bool = False):
@@ -161,7 +174,7 @@ class Staged:
         parent = self.path.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            self.private = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=parent))
+            self.private, self.held = _held_folder(parent, f".{self.path.name}.")
         except FileExistsError:
             raise NotADirectoryError(f"cannot write into {parent}: it is a file, not a folder") from None
         except OSError as e:
@@ -212,6 +225,9 @@ class Staged:
 
     def discard(self) -> None:
         shutil.rmtree(self.private, ignore_errors=True)
+        if self.held is not None:
+            os.close(self.held)
+            self.held = None
 
     def __enter__(self) -> Path:
         return self.tmp
@@ -221,6 +237,43 @@ class Staged:
             self.publish()
         else:
             self.discard()
+
+
+def _held_folder(parent: Path, prefix: str) -> tuple:
+    """(a fresh private folder `PREFIX<random>.partial` in `parent`, an open descriptor holding an
+    exclusive lock on it while this writer lives, or None without locks): `remove_abandoned` removes
+    only folders that no living writer holds."""
+    while True:
+        folder = Path(tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=parent))
+        if fcntl is None:
+            return folder, None
+        fd = os.open(folder, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:  # not removed as abandoned between its creation and the lock
+            return folder, fd
+        os.close(fd)
+
+
+def remove_abandoned(folder) -> None:
+    """Remove the private folders (`.NAME.<random>.partial`) that writers killed outright (SIGKILL, a
+    lost machine) left in `folder`: this user's, and held by no living writer."""
+    if fcntl is None or not os.path.isdir(folder):
+        return
+    for entry in os.scandir(folder):
+        if not (entry.name.startswith(".") and entry.name.endswith(".partial")):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:  # not a folder, a symlink, or gone
+            continue
+        try:
+            if os.fstat(fd).st_uid == os.getuid():
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:  # a living writer holds it
+            pass
+        finally:
+            os.close(fd)
 
 
 def _remove_if_same(path: Path, stat: os.stat_result) -> None:
@@ -255,23 +308,63 @@ def _written(path: Path, write) -> None:
         raise OSError(f"could not write {path} (disk full or not writable?)")
 
 
-def write_image(path, pixels: np.ndarray, depth: int = 8, overwrite: bool = False, staged: bool = True) -> Path:
-    """Write HxW, HxWx3 or HxWx4 float pixels in [0, 1] as 8/16-bit PNG (or TIFF), or float EXR.
+def write_image(path, pixels: np.ndarray, depth: int = 8, overwrite: bool = False, staged: bool = True,
+                note: str = "") -> Path:
+    """Write HxW, HxWx3 or HxWx4 float pixels in [0, 1] as 8/16-bit PNG (or TIFF), or float EXR, with
+    an ASCII `note` in PNG and EXR files (`read_note`).
     `staged` (default): through `Staged`, so the file appears whole under its name or not at all; without
     it the file is written in place (inside a folder that is itself staged)."""
     path = Path(path)
     if staged:
         with Staged(path, overwrite) as tmp:
-            write_image(tmp, pixels, depth, staged=False)
+            write_image(tmp, pixels, depth, staged=False, note=note)
         return path
     if path.suffix.lower() == ".exr":
-        _written(path, lambda: write_exr(path, pixels))
+        _written(path, lambda: write_exr(path, pixels, note))
         return path
     data = quantize(pixels, depth)
     if data.ndim == 3:
         data = cv2.cvtColor(data, cv2.COLOR_RGBA2BGRA if data.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-    _written(path, lambda: cv2.imwrite(os.fspath(path), data))
+
+    def write() -> bool:
+        ok, encoded = cv2.imencode(path.suffix, data)
+        if ok:
+            path.write_bytes(_with_note(encoded.tobytes(), note) if note and path.suffix.lower() == ".png"
+                             else encoded.tobytes())
+        return ok
+    _written(path, write)
     return path
+
+
+def _with_note(png: bytes, note: str) -> bytes:
+    """The PNG with a text chunk holding `note` right after its header chunk (signature + IHDR: 33 bytes)."""
+    body = b"tEXt" + NOTE.encode() + b"\0" + note.encode("ascii")
+    return png[:33] + struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body)) + png[33:]
+
+
+def read_note(path) -> str | None:
+    """The note `write_image` put in a PNG or EXR file; None for other files and files without one."""
+    try:
+        if Path(path).suffix.lower() == ".exr":
+            import OpenEXR
+
+            with OpenEXR.File(os.fspath(path), header_only=True) as f:
+                note = f.header().get(NOTE)
+            return note if isinstance(note, str) else None
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except Exception:  # unreadable, or not an EXR (OpenEXR raises RuntimeError and friends)
+        return None
+    pos = len(PNG_SIGNATURE) if head.startswith(PNG_SIGNATURE) else len(head)
+    while pos + 8 <= len(head):
+        length, kind = struct.unpack(">I4s", head[pos:pos + 8])
+        data = head[pos + 8:pos + 8 + length]
+        if kind == b"tEXt" and data.startswith(NOTE.encode() + b"\0"):
+            return data[len(NOTE) + 1:].decode("ascii", "replace")
+        if kind == b"IDAT":
+            break
+        pos += 12 + length
+    return None
 
 
 def read_video(path):

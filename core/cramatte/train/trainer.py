@@ -17,6 +17,7 @@ from ..model.configs import get_config
 from ..model.matting import CramatteNet
 from ..checkpoint import save_model
 from ..cache import user_cache
+from ..ranges import check_ranges
 from .data import Batches, MattingData, ResumableSampler, find_cutouts, find_pairs
 from .losses import TERMS, matting_loss
 from .store import open_store
@@ -56,6 +57,16 @@ class TrainOptions:
     eval_data: str = ""  # a matting set scored every `eval_every` steps (`eval_count` of its images)
     eval_every: int = 500
     eval_count: int = 40
+
+    def __post_init__(self):
+        inf = math.inf
+        check_ranges(self, {"steps": (1, inf, True), "batch": (1, 4096, True), "size": (32, 4096, True),
+                            "lr": (1e-12, 1, False), "warmup": (0, inf, True), "workers": (0, 256, True),
+                            "max_minutes": (0, inf, False), "stop_at": (0, inf, True),
+                            "checkpoint_every": (1, inf, True), "schedule_minutes": (0, inf, False),
+                            "real_prob": (0, 1, False), "zoom_prob": (0, 1, False), "whole_prob": (0, 1, False),
+                            "far": (0, 1000, False), "threads": (0, inf, True), "eval_every": (1, inf, True),
+                            "eval_count": (1, inf, True)})
 
 
 def build_data(opts: TrainOptions, log=print) -> MattingData:

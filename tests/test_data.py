@@ -111,3 +111,15 @@ def test_whole_frames_have_the_runtime_input_shape_and_exclusions_hold(tmp_path)
         assert torch.equal(value, batches[5][key])
     crops = Batches(data, 2)[0]
     assert crops["image"].shape == (2, 3, 64, 64)
+
+
+def test_hard_photos_come_back_in_proportion_to_the_root_of_their_error(tmp_path):
+    make_set(tmp_path / "set", n=3, size=32)
+    store = open_store(find_pairs(tmp_path / "set"), tmp_path / "store", log=lambda *_: None)
+    data = MattingData(store, [], [], size=32, hardness={"p0": 1.0, "p1": 16.0})  # p2 unscored: the median, 8.5
+    counts = np.bincount([data._photo(np.random.default_rng(i)) for i in range(4000)], minlength=3)
+    expected = np.sqrt([1.0, 16.0, 8.5]) / np.sqrt([1.0, 16.0, 8.5]).sum()
+    assert np.allclose(counts / counts.sum(), expected, atol=0.03)
+    plain = MattingData(store, [], [], size=32)
+    assert np.allclose(np.bincount([plain._photo(np.random.default_rng(i)) for i in range(3000)]) / 3000, 1 / 3,
+                       atol=0.04)

@@ -65,7 +65,9 @@ def test_lowres_stage_with_whole_frames_scores_as_it_goes(tmp_path):
     make_set(tmp_path / "dev", n=6, size=48, seed=3)
     exclude = tmp_path / "bad.csv"
     exclude.write_text("name,kind\np1,face cut out\n")
-    opts = _opts(tmp_path, "w", stage="lowres", whole_prob=0.5, far=2.0, exclude=str(exclude),
+    hard = tmp_path / "mad.csv"
+    hard.write_text("name,mad\np0,300\np2,5\n")
+    opts = _opts(tmp_path, "w", stage="lowres", whole_prob=0.5, far=2.0, exclude=str(exclude), hard=str(hard),
                  eval_data=str(tmp_path / "dev"), eval_every=8, eval_count=2)
     final = train(opts, log=lambda *_: None)
     with open(tmp_path / "w" / "log.csv") as f:

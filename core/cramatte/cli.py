@@ -87,7 +87,7 @@ def cmd_train(args) -> int:
                         init_weights=args.init_weights or "", schedule_minutes=args.schedule_minutes,
                         device=args.device, real_prob=args.real_prob, zoom_prob=args.zoom_prob,
                         warmup=args.warmup, whole_prob=args.whole_prob, far=args.far, exclude=args.exclude or "",
-                        store=args.store or "", threads=args.threads, eval_data=args.eval_data or "",
+                        hard=args.hard or "", store=args.store or "", threads=args.threads, eval_data=args.eval_data or "",
                         eval_every=args.eval_every, eval_count=args.eval_count)
     print(train(opts))
     return 0
@@ -226,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--far", type=float, default=0.0,
                    help="extra weight of coarse errors away from the subject (people behind it)")
     p.add_argument("--exclude", help="CSV whose first column names photos with broken labels (docs/bad_labels.csv)")
+    p.add_argument("--hard", help="CSV of photo names and their recent MAD (scripts/label_sheets.py's mad.csv): "
+                   "photos drawn in proportion to its square root")
     p.add_argument("--store", help="folder for the training items prepared once (default: the user cache)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: every core)")
     p.add_argument("--eval-data", help="a matting set scored every --eval-every steps into OUT/eval.csv")

@@ -45,13 +45,20 @@ class MattingData(Dataset):
     of its item dicts). Each sample is either a photo with its own background (`real_prob`) or a
     foreground (photo + alpha, or RGBA cut-out) composited on a random background, then augmented. A
     photo kept real is shown whole and smaller (`zoom_prob`) or as a crop at 1-1.4x. `exclude`: names
-    of photos never used (`photos.names`: broken teacher labels).
+    of photos never used (`photos.names`: broken teacher labels). `hardness`: {name: error} of a recent
+    scoring pass; photos are then drawn in proportion to the square root of their error (unscored ones
+    at the median), so the hard ones come back more often.
     """
 
     def __init__(self, photos, cutouts, backgrounds, size: int = 320, real_prob: float = 0.3,
-                 cutout_prob: float = 0.15, seed: int = 0, zoom_prob: float = 0.0, exclude=()):
+                 cutout_prob: float = 0.15, seed: int = 0, zoom_prob: float = 0.0, exclude=(), hardness=None):
         names = getattr(photos, "names", [None] * len(photos))
         self.photo_ids = [i for i, name in enumerate(names) if name not in set(exclude)]
+        self.photo_p = None
+        if hardness:
+            median = float(np.median(list(hardness.values())))
+            w = np.sqrt(np.maximum([hardness.get(names[i], median) for i in self.photo_ids], 0) + 1e-6)
+            self.photo_p = w / w.sum()
         if not self.photo_ids and not len(cutouts):
             raise ValueError("no training data: found neither image/alpha pairs nor RGBA cut-outs")
         self.photos, self.cutouts, self.backgrounds = photos, cutouts, backgrounds
@@ -69,9 +76,14 @@ class MattingData(Dataset):
         """(rgb, alpha, foreground colour, is_cutout), float32 in [0, 1], of a random photo or cut-out."""
         cutout = rng.random() < self.cutout_prob
         item = self.cutouts[rng.integers(len(self.cutouts))] if cutout else \
-            self.photos[self.photo_ids[rng.integers(len(self.photo_ids))]]
+            self.photos[self._photo(rng)]
         unit = lambda a: a.astype(np.float32) * np.float32(1 / 255)
         return unit(item["rgb"]), unit(item["alpha"]), unit(item["fg"]), cutout
+
+    def _photo(self, rng) -> int:
+        if self.photo_p is None:
+            return self.photo_ids[rng.integers(len(self.photo_ids))]
+        return self.photo_ids[rng.choice(len(self.photo_ids), p=self.photo_p)]
 
     def __getitem__(self, index: int) -> dict:
         rng = np.random.default_rng([self.seed, index])
@@ -96,7 +108,7 @@ class MattingData(Dataset):
         at `internal`, sides multiples of 32): one photo at random and others of the same input shape.
         Returns `image_lr` [n, 3, h, w] with its `alpha` and `trimap` at that size (coarse losses only)."""
         shapes = self._shapes(internal)
-        first = self.photo_ids[rng.integers(len(self.photo_ids))]
+        first = self._photo(rng)
         same = [i for i in self.photo_ids if shapes[i] == shapes[first]]
         lh, lw = shapes[first]
         images, alphas = [], []

@@ -52,6 +52,7 @@ class TrainOptions:
     whole_prob: float = 0.0  # share of batches of whole photos at the runtime's low-res input shape
     far: float = 0.0  # extra weight of coarse errors away from the subject
     exclude: str = ""  # file listing photos (names, first column) whose teacher label is broken
+    hard: str = ""  # CSV of photo names and a recent error (`mad`): hard photos drawn more often
     store: str = ""  # folder of prepared training items ("": the user cache)
     threads: int = 0  # torch threads (0: every core)
     eval_data: str = ""  # a matting set scored every `eval_every` steps (`eval_count` of its images)
@@ -77,13 +78,20 @@ def build_data(opts: TrainOptions, log=print) -> MattingData:
     root = Path(opts.store) if opts.store else user_cache("train")
     stores = [open_store(s, root, workers=max(1, opts.workers), log=log) if s else [] for s in (pairs, cutouts, bgs)]
     return MattingData(*stores, size=opts.size, seed=opts.seed, real_prob=opts.real_prob, zoom_prob=opts.zoom_prob,
-                       exclude=read_exclusions(opts.exclude) if opts.exclude else ())
+                       exclude=read_exclusions(opts.exclude) if opts.exclude else (),
+                       hardness=read_hardness(opts.hard) if opts.hard else None)
 
 
 def read_exclusions(path) -> set:
     """Photo names from the first column of a CSV with a header (`docs/bad_labels.csv`)."""
     with open(path, newline="") as f:
         return {row[0] for row in list(csv.reader(f))[1:] if row}
+
+
+def read_hardness(path) -> dict:
+    """{name: mad} from a CSV with `name` and `mad` columns (`scripts/label_sheets.py` writes one)."""
+    with open(path, newline="") as f:
+        return {row["name"]: float(row["mad"]) for row in csv.DictReader(f)}
 
 
 def _worker_init(_) -> None:

@@ -254,7 +254,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (what a farm manager or `kill` sends), handled as Ctrl-C is: staged work is discarded."""
 
 
+_TERMINATED = []  # set by the handler: Ray's waits may re-raise Terminated as a plain KeyboardInterrupt
+
+
 def _terminate(signum, frame):
+    _TERMINATED.append(signum)
     raise Terminated
 
 
@@ -263,14 +267,16 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     previous = signal.signal(signal.SIGTERM, _terminate)
+    _TERMINATED.clear()
     try:
         return args.func(args)
     except KeyboardInterrupt as e:
         if args.verbose:
             traceback.print_exc()
-        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted (Ctrl-C)"
+        terminated = isinstance(e, Terminated) or bool(_TERMINATED)
+        what = "terminated (SIGTERM)" if terminated else "interrupted (Ctrl-C)"
         print(f"cramatte: {what}; rerun the same command to resume", file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
+        return 143 if terminated else 130
     except USER_ERRORS as e:
         if args.verbose:
             traceback.print_exc()

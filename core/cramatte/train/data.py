@@ -53,7 +53,8 @@ class MattingData(Dataset):
     def __init__(self, photos, cutouts, backgrounds, size: int = 320, real_prob: float = 0.3,
                  cutout_prob: float = 0.15, seed: int = 0, zoom_prob: float = 0.0, exclude=(), hardness=None):
         names = getattr(photos, "names", [None] * len(photos))
-        self.photo_ids = [i for i, name in enumerate(names) if name not in set(exclude)]
+        exclude = set(exclude)
+        self.photo_ids = [i for i, name in enumerate(names) if name not in exclude]
         self.photo_p = None
         if hardness:
             median = float(np.median(list(hardness.values())))

@@ -38,6 +38,13 @@ def test_loss_goes_down_and_resume_is_exact(tmp_path):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
+    # A lost checkpoint: a new start picks the schedule up where the committed log stopped.
+    train(_opts(tmp_path, "c", start_step=10), log=lambda *_: None)
+    with open(tmp_path / "a" / "log.csv") as f, open(tmp_path / "c" / "log.csv") as g:
+        straight_rows, late_rows = list(csv.DictReader(f))[10:], list(csv.DictReader(g))
+    assert [r["step"] for r in late_rows] == [r["step"] for r in straight_rows]
+    assert [r["lr"] for r in late_rows] == [r["lr"] for r in straight_rows]
+
 
 def test_time_schedule_spans_the_minutes_and_stops(tmp_path):
     opts = TrainOptions(steps=10, warmup=2, schedule_minutes=2.0)

@@ -83,7 +83,7 @@ def cmd_train(args) -> int:
     opts = TrainOptions(config=args.config, data=tuple(args.data), cutouts=tuple(args.cutouts),
                         backgrounds=tuple(args.backgrounds), out=args.out, steps=args.steps, batch=args.batch,
                         size=args.size, lr=args.lr, seed=args.seed, stage=args.stage, workers=args.workers,
-                        max_minutes=args.max_minutes, init_trunk=args.init_trunk or "",
+                        max_minutes=args.max_minutes, start_step=args.start_step, init_trunk=args.init_trunk or "",
                         init_weights=args.init_weights or "", schedule_minutes=args.schedule_minutes,
                         device=args.device, real_prob=args.real_prob, zoom_prob=args.zoom_prob,
                         warmup=args.warmup, whole_prob=args.whole_prob, far=args.far, exclude=args.exclude or "",
@@ -212,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", default="joint", choices=["joint", "lowres", "refiner"])
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop (checkpointed) after this many minutes")
+    p.add_argument("--start-step", type=int, default=0,
+                   help="without a checkpoint in --out, begin the schedule at this step (a lost checkpoint)")
     p.add_argument("--schedule-minutes", type=float, default=0.0,
                    help="the learning-rate cosine spans this much training time instead of --steps, then stops")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")

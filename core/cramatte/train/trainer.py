@@ -42,6 +42,7 @@ class TrainOptions:
     workers: int = 1
     max_minutes: float = 0.0
     stop_at: int = 0  # stop (checkpointed) after this step, to run a schedule in chunks
+    start_step: int = 0  # with no checkpoint: begin the schedule (lr, data) here, from init_weights
     checkpoint_every: int = 100
     init_trunk: str = ""
     init_weights: str = ""
@@ -63,7 +64,7 @@ class TrainOptions:
         inf = math.inf
         check_ranges(self, {"steps": (1, inf, True), "batch": (1, 4096, True), "size": (32, 4096, True),
                             "lr": (1e-12, 1, False), "warmup": (0, inf, True), "workers": (0, 256, True),
-                            "max_minutes": (0, inf, False), "stop_at": (0, inf, True),
+                            "max_minutes": (0, inf, False), "stop_at": (0, inf, True), "start_step": (0, inf, True),
                             "checkpoint_every": (1, inf, True), "schedule_minutes": (0, inf, False),
                             "real_prob": (0, 1, False), "zoom_prob": (0, 1, False), "whole_prob": (0, 1, False),
                             "far": (0, 1000, False), "threads": (0, inf, True), "eval_every": (1, inf, True),
@@ -227,9 +228,11 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
     base_lrs = [g["lr"] for g in optim.param_groups]
 
     ckpt = out / "last.safetensors"
-    step, seconds = _load_checkpoint(ckpt, model, optim) if ckpt.exists() else (0, 0.0)
-    if step:
+    step, seconds = _load_checkpoint(ckpt, model, optim) if ckpt.exists() else (opts.start_step, 0.0)
+    if ckpt.exists():
         log(f"resumed from {ckpt} at step {step}")
+    elif step:
+        log(f"no checkpoint in {out}: the schedule begins at step {step} with fresh optimiser state")
     data = Batches(build_data(opts, log), opts.batch, opts.whole_prob, cfg.internal)
     loader = DataLoader(data, batch_size=None, sampler=ResumableSampler(step), num_workers=opts.workers,
                         persistent_workers=opts.workers > 0, prefetch_factor=2 if opts.workers > 0 else None,

@@ -40,9 +40,12 @@ def test_the_readme_farm_commands_run_as_written(tmp_path):
     try:
         res = subprocess.run(["unshare", "--map-root-user", "--net", "--pid", "--fork", "--mount-proc", "bash", "-c",
                               script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        # Ray's client-server logs, for a failure's report (once, a ray:// server died at its start)
+        ray_logs = "".join(f"\n== {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                           for p in sorted(Path(ray_tmp).glob("session_latest/logs/ray_client_server*")))
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
-    assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-5000:]
+    assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-5000:] + ray_logs
     mattes = tmp_path / "mattes"
     assert sorted(p.name for p in mattes.iterdir()) == ["a_alpha", "b_alpha.png", "c_alpha", "d_alpha.png"]
     assert len(list((mattes / "a_alpha").iterdir())) == 6 and len(list((mattes / "c_alpha").iterdir())) == 5

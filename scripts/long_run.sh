@@ -22,4 +22,4 @@ cramatte train realtime --data "$data/portraits" --cutouts "$data/cutouts" --bac
     --steps $steps --batch 8 --size 320 --lr 1e-4 --warmup 100 --seed 8 --real-prob 0.75 \
     --exclude docs/bad_labels.csv --eval-data "$data/dev_real" --eval-every 500 --eval-count 40
 cp "$out/log.csv" "$curve"
-[ -f "$out/eval.csv" ] && cp "$out/eval.csv" "docs/runs/${name}_eval.csv"
+if [ -f "$out/eval.csv" ]; then cp "$out/eval.csv" "docs/runs/${name}_eval.csv"; fi

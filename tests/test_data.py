@@ -1,4 +1,7 @@
 """Training data: known folder layouts, cut-outs, deterministic augmented samples."""
+import os
+import shutil
+
 import cv2
 import numpy as np
 import pytest
@@ -87,6 +90,10 @@ def test_store_prepares_once_and_keeps_the_photos(tmp_path):
     stamp = (store.folder / "rgb.u8").stat().st_mtime_ns
     assert open_store(pairs, tmp_path / "store", log=lambda m: pytest.fail(f"rebuilt: {m}")).folder == store.folder
     assert (store.folder / "rgb.u8").stat().st_mtime_ns == stamp
+    shutil.copytree(tmp_path / "set", tmp_path / "copy")  # the same photos laid anew: new times, same store
+    os.utime(tmp_path / "copy" / pairs[0][0].relative_to(tmp_path / "set"), ns=(1, 1))
+    copied = open_store(find_pairs(tmp_path / "copy"), tmp_path / "store", log=lambda m: pytest.fail(f"rebuilt: {m}"))
+    assert copied.folder == store.folder
     cv2.imwrite(str(pairs[0][0]), rgb)  # a changed source is a new store
     assert open_store(pairs, tmp_path / "store", log=lambda *_: None).folder != store.folder
 

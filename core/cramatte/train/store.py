@@ -2,13 +2,13 @@
 
 Decoding, resizing to the training size limit and the multi-level foreground estimate are the same for
 a photo every time; a store does them once (in parallel processes) and every later sample is a view into the
-page cache, shared by the loader's processes. A store is keyed by its sources (paths, sizes, times)
-and settings, built in a private folder and renamed into place only when complete.
+page cache, shared by the loader's processes. A store is keyed by its sources' names and contents (not
+their times: a data set copied anew keeps its store) and settings, built in a private folder and renamed
+into place only when complete.
 """
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -58,8 +58,8 @@ def _key(sources: list, max_side: int) -> str:
     h = hashlib.sha256(f"{VERSION} {max_side}".encode())
     for s in sources:
         for p in (s if isinstance(s, (tuple, list)) else [s]):
-            st = os.stat(p)
-            h.update(f"{os.path.abspath(p)} {st.st_size} {st.st_mtime_ns}\n".encode())
+            with open(p, "rb") as f:
+                h.update(f"{Path(p).name} {hashlib.file_digest(f, 'blake2b').hexdigest()}\n".encode())
     return h.hexdigest()[:16]
 
 

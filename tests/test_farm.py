@@ -135,6 +135,41 @@ def test_farm_files_from_python_equals_the_command(cluster, tmp_path, monkeypatc
         cramatte.farm_files(shots, tmp_path / "api", video_codec="prores")
 
 
+def test_a_ray_client_server_that_dies_at_its_start_is_met_with_a_new_connection(cluster, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """Ray Client's per-connection server dies at its start now and then (ray-project/ray#63202): the farm
+    connects again, twice at most, and then fails in one error."""
+    address, env = cluster
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+        monkeypatch.setenv(name, env[name])
+    import ray
+    from ray.util.client.worker import Worker
+
+    import cramatte
+
+    real, calls = Worker._server_init, []
+
+    def dies_first(failures):
+        def server_init(self, *args, **kw):
+            calls.append(1)
+            if len(calls) <= failures:
+                raise ConnectionAbortedError("Initialization failure from server:\npsutil.ZombieProcess")
+            return real(self, *args, **kw)
+        return server_init
+
+    cv2.imwrite(str(tmp_path / "c.png"), cv2.resize(cv2.imread(str(SAMPLE)), (96, 64)))
+    client = cramatte.Cluster(address=f"ray://{address.split(':')[0]}:10001")
+    monkeypatch.setattr(Worker, "_server_init", dies_first(1))
+    report = cramatte.farm_files([tmp_path / "c.png"], tmp_path / "out", cluster=client, progress=False)
+    assert [p.name for p in report.written] == ["c_alpha.png"] and not report.failed and len(calls) == 2
+    assert capsys.readouterr().err.count("connecting again") == 1 and not ray.is_initialized()
+    calls.clear()
+    monkeypatch.setattr(Worker, "_server_init", dies_first(9))
+    with pytest.raises(ConnectionAbortedError, match="Initialization failure"):
+        cramatte.farm_files([tmp_path / "c.png"], tmp_path / "again", cluster=client, progress=False)
+    assert len(calls) == 3 and capsys.readouterr().err.count("connecting again") == 2 and not ray.is_initialized()
+
+
 def _pids(pattern: str) -> set:
     res = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     return {int(p) for p in res.stdout.split()}

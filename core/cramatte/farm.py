@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -310,6 +311,9 @@ def _import_ray(address: str | None):
     return ray
 
 
+CLIENT_ATTEMPTS = 3  # Ray Client's per-connection server dies at its start now and then
+
+
 @contextmanager
 def _connected(ray, cluster: Cluster):
     """Connected to the cluster: the caller's Ray connection if there is one, else one of our own,
@@ -319,7 +323,15 @@ def _connected(ray, cluster: Cluster):
         return
     handler = signal.getsignal(signal.SIGTERM)
     local = {} if cluster.address else {"include_dashboard": False}  # only for a cluster of its own
-    ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False, **local)
+    for attempt in range(CLIENT_ATTEMPTS):
+        try:
+            ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False, **local)
+            break
+        except ConnectionAbortedError as e:  # a Ray Client server that died at its start (ray-project/ray#63202)
+            if attempt + 1 == CLIENT_ATTEMPTS or not str(cluster.address).startswith("ray://"):
+                raise
+            print(f"cramatte farm: the cluster's Ray Client server for this connection failed to start "
+                  f"({_first_line(e)}); connecting again", file=sys.stderr)
     if handler is not None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
     try:

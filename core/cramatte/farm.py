@@ -299,11 +299,15 @@ def farm_files(inputs, out_dir, job: Job | None = None, *, cluster: Cluster = Cl
     return report
 
 
+def _is_client(address: str | None) -> bool:
+    return bool(address) and address.startswith("ray://")
+
+
 def _import_ray(address: str | None):
     """The `ray` module, or an ImportError that says which extra brings what is missing."""
     try:
         import ray
-        if address and address.startswith("ray://"):
+        if _is_client(address):
             import ray.util.client.worker  # noqa: F401  (needs grpcio: ray[client])
     except ImportError as e:
         raise ImportError(f"cramatte farm needs Ray with its client ({e.name or e} is missing; cramatte's 'farm' "
@@ -323,12 +327,13 @@ def _connected(ray, cluster: Cluster):
         return
     handler = signal.getsignal(signal.SIGTERM)
     local = {} if cluster.address else {"include_dashboard": False}  # only for a cluster of its own
-    for attempt in range(CLIENT_ATTEMPTS):
+    attempts = CLIENT_ATTEMPTS if _is_client(cluster.address) else 1
+    for attempt in range(1, attempts + 1):
         try:
             ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False, **local)
             break
         except ConnectionAbortedError as e:  # a Ray Client server that died at its start (ray-project/ray#63202)
-            if attempt + 1 == CLIENT_ATTEMPTS or not str(cluster.address).startswith("ray://"):
+            if attempt == attempts:
                 raise
             print(f"cramatte farm: the cluster's Ray Client server for this connection failed to start "
                   f"({_first_line(e)}); connecting again", file=sys.stderr)

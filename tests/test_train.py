@@ -75,14 +75,14 @@ def test_lowres_stage_with_whole_frames_scores_as_it_goes(tmp_path):
     hard = tmp_path / "mad.csv"
     hard.write_text("name,mad\np0,300\np2,5\n")
     opts = _opts(tmp_path, "w", stage="lowres", whole_prob=0.5, far=2.0, exclude=str(exclude), hard=str(hard),
-                 eval_data=str(tmp_path / "dev"), eval_every=8, eval_count=2)
+                 eval_data=str(tmp_path / "dev"), eval_every=8, eval_count=2, eval_full_every=16)
     final = train(opts, log=lambda *_: None)
     with open(tmp_path / "w" / "log.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 16 and all(r["l1"] == "" for r in rows)  # coarse terms only
     with open(tmp_path / "w" / "eval.csv") as f:
         scores = list(csv.DictReader(f))
-    assert [int(r["step"]) for r in scores] == [8, 16] and all(r["images"] == "2" for r in scores)
+    assert [(int(r["step"]), int(r["images"])) for r in scores] == [(8, 2), (16, 2), (16, 6)]  # subset, whole set
     assert all(0 <= float(r["mad"]) <= 1000 and 0 <= float(r["iou"]) <= 1 for r in scores)
     weights = load_file(str(final))
     torch.manual_seed(opts.seed)

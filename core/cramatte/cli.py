@@ -88,7 +88,8 @@ def cmd_train(args) -> int:
                         device=args.device, real_prob=args.real_prob, zoom_prob=args.zoom_prob,
                         warmup=args.warmup, whole_prob=args.whole_prob, far=args.far, exclude=args.exclude or "",
                         hard=args.hard or "", store=args.store or "", threads=args.threads, eval_data=args.eval_data or "",
-                        eval_every=args.eval_every, eval_count=args.eval_count)
+                        eval_every=args.eval_every, eval_count=args.eval_count,
+                        eval_full_every=args.eval_full_every)
     print(train(opts))
     return 0
 
@@ -235,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-data", help="a matting set scored every --eval-every steps into OUT/eval.csv")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--eval-count", type=int, default=40, help="images of --eval-data scored (every third)")
+    p.add_argument("--eval-full-every", type=int, default=0,
+                   help="every image of --eval-data scored every this many steps too (default: never)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="SAD, MSE, MAD, Grad, Conn and IoU on matting sets")

@@ -59,6 +59,7 @@ class TrainOptions:
     eval_data: str = ""  # a matting set scored every `eval_every` steps (`eval_count` of its images)
     eval_every: int = 500
     eval_count: int = 40
+    eval_full_every: int = 0  # every image of `eval_data` scored every this many steps (0: never)
 
     def __post_init__(self):
         inf = math.inf
@@ -68,7 +69,7 @@ class TrainOptions:
                             "checkpoint_every": (1, inf, True), "schedule_minutes": (0, inf, False),
                             "real_prob": (0, 1, False), "zoom_prob": (0, 1, False), "whole_prob": (0, 1, False),
                             "far": (0, 1000, False), "threads": (0, inf, True), "eval_every": (1, inf, True),
-                            "eval_count": (1, inf, True)})
+                            "eval_count": (1, inf, True), "eval_full_every": (0, inf, True)})
 
 
 def build_data(opts: TrainOptions, log=print) -> MattingData:
@@ -179,7 +180,7 @@ def _init_from(model: CramatteNet, path: str, log) -> None:
 
 
 def _log_score(out: Path, model, pairs: list, step: int, seconds: float, opts: TrainOptions, log) -> None:
-    """Score the eval subset and append it to `eval.csv`."""
+    """Score eval images (the subset or the whole set) and append a row to `eval.csv`."""
     tick = time.monotonic()
     result = score(model, pairs, opts.config)
     path = out / "eval.csv"
@@ -238,7 +239,8 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
                         persistent_workers=opts.workers > 0, prefetch_factor=2 if opts.workers > 0 else None,
                         pin_memory=device.type == "cuda", worker_init_fn=_worker_init,
                         multiprocessing_context="spawn" if opts.workers > 0 else None)
-    eval_pairs = find_pairs(opts.eval_data)[::3][:opts.eval_count] if opts.eval_data else []
+    all_pairs = find_pairs(opts.eval_data) if opts.eval_data else []
+    eval_pairs = all_pairs[::3][:opts.eval_count]
     lr_sizes = [s for s in range(opts.size // 2, opts.size + 1, 32) if s % 32 == 0] or [opts.size]
     log_file = (out / "log.csv").open("a", newline="")
     writer = None
@@ -292,10 +294,11 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
             log(f"step {step} loss {row['loss']:.4f} ({row['seconds']} s)")
         if step % opts.checkpoint_every == 0:
             _save_checkpoint(ckpt, model, optim, step, seconds + clock() - start, opts)
-        if eval_pairs and step % opts.eval_every == 0:
-            tick = clock()
-            _log_score(out, model, eval_pairs, step, row["seconds"], opts, log)
-            start += clock() - tick  # scoring is not training time
+        for pairs, every in ((eval_pairs, opts.eval_every), (all_pairs, opts.eval_full_every)):
+            if pairs and every and step % every == 0:
+                tick = clock()
+                _log_score(out, model, pairs, step, row["seconds"], opts, log)
+                start += clock() - tick  # scoring is not training time
     _save_checkpoint(ckpt, model, optim, step, seconds + clock() - start, opts)
     log_file.close()
     final = out / "model.safetensors"

@@ -90,6 +90,8 @@ def test_eval_cli_on_images_and_clips(tmp_path, sample, capsys):
     assert main(["eval", "--data", str(tmp_path / "clips" / "a"), "--out", str(tmp_path / "ev")]) == 0
     assert (tmp_path / "ev" / "metrics.csv").read_text().count("\n") == 5  # header + 4 frames
     assert (tmp_path / "ev" / "sheet.png").exists()
+    assert main(["eval", "--data", str(tmp_path / "clips" / "a"), "--out", str(tmp_path / "ev2"), "--device", "npu"]) == 2
+    assert "unknown device 'npu'" in capsys.readouterr().err  # --device reaches the runtime (it was once ignored)
 
 
 def test_soft_share_and_mad_by_source():

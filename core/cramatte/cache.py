@@ -1,4 +1,5 @@
-"""Per-user cache folders for host scratch files (plates, matte sequences of unsaved projects)."""
+"""Per-user cache folders: host scratch files (plates, matte sequences of unsaved projects) and the
+training store."""
 import os
 from pathlib import Path
 

@@ -1,4 +1,5 @@
-"""The `cramatte` command: matte images, folders and videos; info; export; train; eval."""
+"""The `cramatte` command: matte images, folders and videos (`matte`, or `farm` on a Ray cluster); info;
+export; train; eval. Host adapters add their own subcommands (`obs`)."""
 import argparse
 import logging
 import math
@@ -105,17 +106,18 @@ def cmd_eval(args) -> int:
         from .evaluate import evaluate, evaluate_video
     except ImportError as e:
         raise _train_extra("eval", e) from None
+    from .runtime import Matter
 
     check_ranges(args, {"limit": (0, math.inf, True)})
+    matter = Matter(args.model, config=args.config, backend=args.backend, device=args.device)
     if args.video:
         for data in args.data:
-            evaluate_video(data, model=args.model, config=args.config, backend=args.backend)
+            evaluate_video(data, matter=matter)
         return 0
     results = {}
     for data in args.data:
         out = Path(args.out) / Path(data).name if len(args.data) > 1 else Path(args.out)
-        results[Path(data).name] = evaluate(data, out=out, model=args.model, config=args.config,
-                                            backend=args.backend, limit=args.limit)
+        results[Path(data).name] = evaluate(data, out=out, limit=args.limit, matter=matter)
     if len(results) > 1:
         print(f"side by side ({args.config}): " + "   ".join(
             f"{name} MAD {m['mad']:.2f} Grad {m['grad']:.4f} IoU {m['iou']:.3f}" for name, m in results.items()))
@@ -199,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="train a model")
-    p.add_argument("config", help="configuration name (realtime or quality)")
+    p.add_argument("config", help="configuration name (realtime, fast or quality)")
     p.add_argument("--data", nargs="+", required=True, help="folders of image/alpha pairs (or RGBA cut-outs)")
     p.add_argument("--cutouts", nargs="*", default=[])
     p.add_argument("--backgrounds", nargs="*", default=[])
@@ -243,8 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="SAD, MSE, MAD, Grad, Conn and IoU on matting sets")
     p.add_argument("--data", required=True, nargs="+",
                    help="one or more sets (e.g. dev/ and dev_real/); each gets its own sub-folder of --out")
-    p.add_argument("--out", default="runs/eval")
-    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--out", default="runs/eval", help="per-image CSV and contact sheets (not with --video)")
+    p.add_argument("--limit", type=int, default=0, help="score only the first N images of each set (not with --video)")
     p.add_argument("--video", action="store_true",
                    help="DATA holds one sub-folder per clip: report dtSSD and MAD, per-frame and video mode")
     _model_args(p)

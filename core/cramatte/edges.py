@@ -1,4 +1,4 @@
-"""Edge controls shared by the hosts: shrink/grow the matte and feather it outwards."""
+"""Edge controls of live mattes (the OBS filter's worker): shrink/grow the matte and feather it outwards."""
 import cv2
 import numpy as np
 

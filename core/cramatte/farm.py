@@ -452,8 +452,9 @@ def _fail(shots: dict, chunk: Chunk, why: str) -> None:
 
 
 def _drop_lost(ray, actors, nodes, lost, busy) -> None:
-    """Kill (for good) the busy actors whose node Ray reports dead, adding them to `lost`: their chunks
-    then fail at once, rather than wait for a restart that no node may have room for."""
+    """Kill (for good) the busy actors whose node Ray reports dead, adding them to `lost`: their tasks
+    then fail at once and the chunks go to the other workers, rather than wait for a restart that no
+    node may have room for."""
     dead = _dead_nodes(ray)
     for i in busy - lost:
         if nodes[i] in dead:

@@ -1,4 +1,5 @@
-"""Reading and writing images and videos; writes are atomic and never replace an existing file."""
+"""Reading and writing images and videos; writes are atomic and replace an existing file only when asked
+(`overwrite`)."""
 from __future__ import annotations
 
 import os

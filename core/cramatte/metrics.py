@@ -7,7 +7,7 @@ from scipy import ndimage
 
 
 def trimap_from_alpha(alpha: np.ndarray, kernel: int = 7) -> np.ndarray:
-    """0 background / 1 unknown / 2 foreground: unknown = dilate(alpha > 0) - erode(alpha == 1)."""
+    """0 background / 1 unknown / 2 foreground: unknown = dilate(alpha > 0.01) - erode(alpha >= 0.99)."""
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
     fg = cv2.erode((alpha >= 0.99).astype(np.uint8), k)
     some = cv2.dilate((alpha > 0.01).astype(np.uint8), k)

@@ -49,7 +49,7 @@ class Matter:
     config:  named configuration ("realtime", "fast" or "quality") or a `Config`: internal resolution and regions.
     backend: "onnx" (default; needs a .onnx model) or "torch" (needs a .safetensors model).
     device:  "auto", "cpu", "cuda", "tensorrt", "directml" or "coreml" (onnx), "auto"/"cpu"/"cuda" (torch).
-    threads: CPU threads for inference (None: the backend's default).
+    threads: CPU threads for inference (None or 0: every core).
     """
 
     CHUNK = 4  # frames of a batch matted together

@@ -13,7 +13,6 @@ import traceback
 
 import nuke
 
-CLASS = "CramattePortraitMatte"
 CONFIGS = ["fast", "realtime", "quality"]
 DEVICES = ["auto", "cpu", "cuda", "tensorrt", "directml", "coreml"]
 OUTPUTS = ["alpha", "alpha + foreground", "premultiplied RGBA"]

@@ -46,7 +46,8 @@ def regions(h: int, w: int, per_edge: float, cap: int = 0) -> int:
 
 CONFIGS = {
     "realtime": Config("realtime", internal=320, regions_per_edge=6.0, max_regions=500),
-    # sized for 720p under 16 ms on 2 cores: a 256 px low-res input and 450 regions (dev MAD +1.0)
+    # sized for 720p near 60 fps on 2 cores (17 ms measured, README): a 256 px low-res input and 450
+    # regions (dev MAD +1.0)
     "fast": Config("fast", internal=256, regions_per_edge=6.0, max_regions=450),
     # every uncertain region refined: on real photos it beat a 512 px low-res input (which also left
     # blocky holes in clothing) on both dev sets (docs in MODEL_CARD.md)

@@ -17,7 +17,7 @@ class CRALayer(nn.Module):
     A learned bias per head and grid offset encodes where each neighbour lies.
     """
 
-    def __init__(self, dim: int = 128, heads: int = 8, mlp: int = 128):
+    def __init__(self, dim: int, heads: int, mlp: int):
         super().__init__()
         self.heads = heads
         self.norm_q, self.norm_kv = nn.LayerNorm(dim), nn.LayerNorm(dim)
@@ -49,7 +49,7 @@ class Refiner(nn.Module):
     with skips; the output is a correction of the coarse alpha, clamped to [0, 1].
     """
 
-    def __init__(self, channels: tuple = (32, 48, 64), token_dim: int = 128, heads: int = 8, layers: int = 2):
+    def __init__(self, channels: tuple = (16, 24, 32), token_dim: int = 64, heads: int = 4, layers: int = 2):
         super().__init__()
         c1, c2, c3 = channels
         self.enc = nn.Sequential(_conv_bn(4, c1), _conv_bn(c1, c1))  # 12 -> 8, unpadded

@@ -20,6 +20,6 @@ fi
 cramatte train realtime --data "$data/portraits" --cutouts "$data/cutouts" --backgrounds "$data/backgrounds" \
     --init-weights "$init" --out "$out" --start-step "$start" --max-minutes "$minutes" \
     --steps $steps --batch 8 --size 320 --lr 1e-4 --warmup 100 --seed 8 --real-prob 0.75 \
-    --exclude docs/bad_labels.csv --eval-data "$data/dev_real" --eval-every 500 --eval-count 40 --eval-full-every 2000
+    --exclude docs/bad_labels.csv --eval-data "$data/dev_real" --eval-every 500 --eval-count 40 --eval-full-every 1000
 cp "$out/log.csv" "$curve"
 if [ -f "$out/eval.csv" ]; then cp "$out/eval.csv" "docs/runs/${name}_eval.csv"; fi

@@ -1,12 +1,15 @@
 """Training smoke test: a few steps on tiny generated data lower the loss; resume continues exactly."""
 import csv
 import itertools
+from unittest import mock
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from cramatte.model.configs import get_config
 from cramatte.model.matting import CramatteNet
+from cramatte.train import trainer
 from cramatte.train.trainer import TrainOptions, _lr_factor, train
 from test_data import make_backgrounds, make_set
 
@@ -37,6 +40,19 @@ def test_loss_goes_down_and_resume_is_exact(tmp_path):
     a, b = load_file(str(straight)), load_file(str(resumed))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+    # Stopped between checkpoints (step 7, the last checkpoint at 4): the rows of steps 5-7 come again.
+    def stopped(path, model, optim, step, *rest):
+        if step == 7:
+            raise KeyboardInterrupt
+        save(path, model, optim, step, *rest)
+
+    save = trainer._save_checkpoint
+    with pytest.raises(KeyboardInterrupt), mock.patch.object(trainer, "_save_checkpoint", stopped):
+        train(_opts(tmp_path, "d", stop_at=7), log=lambda *_: None)
+    assert len(_losses(tmp_path / "d" / "log.csv")) == 7
+    train(_opts(tmp_path, "d"), log=lambda *_: None)
+    assert _losses(tmp_path / "d" / "log.csv") == losses
 
     # A lost checkpoint: a new start picks the schedule up where the committed log stopped.
     train(_opts(tmp_path, "c", start_step=10), log=lambda *_: None)

@@ -194,6 +194,19 @@ def _log_score(out: Path, model, pairs: list, step: int, seconds: float, opts: T
         f"({time.monotonic() - tick:.0f} s)")
 
 
+def _trim_logs(out: Path, step: int) -> None:
+    """Drop the rows of log.csv and eval.csv past `step`: written after the last checkpoint by a run
+    that was then stopped (Ctrl-C, SIGTERM, a kill), they come again when it resumes."""
+    for path in (out / "log.csv", out / "eval.csv"):
+        if path.exists():
+            lines = path.read_text().splitlines(keepends=True)
+            keep = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= step]
+            if len(keep) < len(lines):
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text("".join(keep))
+                tmp.replace(path)
+
+
 def _set_stage(model: CramatteNet, stage: str) -> None:
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
@@ -231,6 +244,7 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
     ckpt = out / "last.safetensors"
     step, seconds = _load_checkpoint(ckpt, model, optim) if ckpt.exists() else (opts.start_step, 0.0)
     if ckpt.exists():
+        _trim_logs(out, step)
         log(f"resumed from {ckpt} at step {step}")
     elif step:
         log(f"no checkpoint in {out}: the schedule begins at step {step} with fresh optimiser state")
@@ -242,7 +256,7 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
     all_pairs = find_pairs(opts.eval_data) if opts.eval_data else []
     eval_pairs = all_pairs[::3][:opts.eval_count]
     lr_sizes = [s for s in range(opts.size // 2, opts.size + 1, 32) if s % 32 == 0] or [opts.size]
-    log_file = (out / "log.csv").open("a", newline="")
+    log_file = (out / "log.csv").open("a", newline="", buffering=1)  # a row on disk per step, whatever stops us
     writer = None
     bf16 = torch.autocast(device.type, dtype=torch.bfloat16)
     start = clock()
@@ -290,7 +304,6 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
                 writer.writeheader()
         writer.writerow(row)
         if step % 10 == 0:
-            log_file.flush()
             log(f"step {step} loss {row['loss']:.4f} ({row['seconds']} s)")
         if step % opts.checkpoint_every == 0:
             _save_checkpoint(ckpt, model, optim, step, seconds + clock() - start, opts)

@@ -15,11 +15,15 @@ start=0
 if [ ! -f "$out/last.safetensors" ] && [ -f "$curve" ]; then
     start=$(tail -n 1 "$curve" | cut -d, -f1)
     echo "checkpoint of $name is gone: going on from $init at step $start, with a fresh optimiser" >&2
-    mkdir -p "$out" && cp "$curve" "$out/log.csv" && cp "docs/runs/${name}_eval.csv" "$out/eval.csv" 2>/dev/null || true
+    mkdir -p "$out" && cp "$curve" "$out/log.csv" && cp "docs/runs/${name}_eval.csv" "$out/eval.csv" \
+        && cp "docs/runs/${name}_eval_ema.csv" "$out/eval_ema.csv" 2>/dev/null || true
 fi
 cramatte train realtime --data "$data/portraits" --cutouts "$data/cutouts" --backgrounds "$data/backgrounds" \
     --init-weights "$init" --out "$out" --start-step "$start" --max-minutes "$minutes" \
     --steps $steps --batch 8 --size 320 --lr 1e-4 --warmup 100 --seed 8 --real-prob 0.75 \
-    --exclude docs/bad_labels.csv --eval-data "$data/dev_real" --eval-every 500 --eval-count 40 --eval-full-every 1000
+    --exclude docs/bad_labels.csv --eval-data "$data/dev_real" --eval-every 500 --eval-count 40 --eval-full-every 1000 \
+    --ema 0.999
 cp "$out/log.csv" "$curve"
-if [ -f "$out/eval.csv" ]; then cp "$out/eval.csv" "docs/runs/${name}_eval.csv"; fi
+for f in eval eval_ema; do
+    if [ -f "$out/$f.csv" ]; then cp "$out/$f.csv" "docs/runs/${name}_$f.csv"; fi
+done

@@ -28,18 +28,21 @@ def _losses(path):
 def test_loss_goes_down_and_resume_is_exact(tmp_path):
     make_set(tmp_path / "set", n=6, size=64)
     make_backgrounds(tmp_path / "bg")
-    straight = train(_opts(tmp_path, "a"), log=lambda *_: None)
+    straight = train(_opts(tmp_path, "a", ema=0.9), log=lambda *_: None)
     losses = _losses(tmp_path / "a" / "log.csv")
     assert len(losses) == 16
     assert sum(losses[-4:]) < sum(losses[:4])
 
-    train(_opts(tmp_path, "b", stop_at=6), log=lambda *_: None)
+    train(_opts(tmp_path, "b", stop_at=6, ema=0.9), log=lambda *_: None)
     assert len(_losses(tmp_path / "b" / "log.csv")) == 6
-    resumed = train(_opts(tmp_path, "b"), log=lambda *_: None)
+    resumed = train(_opts(tmp_path, "b", ema=0.9), log=lambda *_: None)
     assert _losses(tmp_path / "b" / "log.csv") == losses
     a, b = load_file(str(straight)), load_file(str(resumed))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    a_ema, b_ema = (load_file(str(tmp_path / d / "ema.safetensors")) for d in "ab")  # the average resumes too
+    assert a_ema.keys() == a.keys() and all(torch.equal(a_ema[k], b_ema[k]) for k in a)
+    assert not all(torch.equal(a_ema[k], a[k]) for k in a)
 
     # Stopped between checkpoints (step 7, the last checkpoint at 4): the rows of steps 5-7 come again.
     def stopped(path, model, optim, step, *rest):
@@ -91,7 +94,8 @@ def test_lowres_stage_with_whole_frames_scores_as_it_goes(tmp_path):
     hard = tmp_path / "mad.csv"
     hard.write_text("name,mad\np0,300\np2,5\n")
     opts = _opts(tmp_path, "w", stage="lowres", whole_prob=0.5, far=2.0, exclude=str(exclude), hard=str(hard),
-                 eval_data=str(tmp_path / "dev"), eval_every=8, eval_count=2, eval_full_every=16)
+                 eval_data=str(tmp_path / "dev"), eval_every=8, eval_count=2, eval_full_every=16,
+                 ema=0.5)
     final = train(opts, log=lambda *_: None)
     with open(tmp_path / "w" / "log.csv") as f:
         rows = list(csv.DictReader(f))
@@ -99,6 +103,8 @@ def test_lowres_stage_with_whole_frames_scores_as_it_goes(tmp_path):
     with open(tmp_path / "w" / "eval.csv") as f:
         scores = list(csv.DictReader(f))
     assert [(int(r["step"]), int(r["images"])) for r in scores] == [(8, 2), (16, 2), (16, 6)]  # subset, whole set
+    with open(tmp_path / "w" / "eval_ema.csv") as f:  # the weight average, scored beside them
+        assert [(int(r["step"]), int(r["images"])) for r in csv.DictReader(f)] == [(8, 2), (16, 2), (16, 6)]
     assert all(0 <= float(r["mad"]) <= 1000 and 0 <= float(r["iou"]) <= 1 for r in scores)
     weights = load_file(str(final))
     torch.manual_seed(opts.seed)

@@ -90,7 +90,7 @@ def cmd_train(args) -> int:
                         warmup=args.warmup, whole_prob=args.whole_prob, far=args.far, exclude=args.exclude or "",
                         hard=args.hard or "", store=args.store or "", threads=args.threads, eval_data=args.eval_data or "",
                         eval_every=args.eval_every, eval_count=args.eval_count,
-                        eval_full_every=args.eval_full_every)
+                        eval_full_every=args.eval_full_every, ema=args.ema)
     print(train(opts))
     return 0
 
@@ -238,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-data", help="a matting set scored every --eval-every steps into OUT/eval.csv")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--eval-count", type=int, default=40, help="images of --eval-data scored (every third)")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="keep an exponential moving average of the weights with this decay (e.g. 0.999): "
+                   "scored beside them into eval_ema.csv, saved as OUT/ema.safetensors (default: none)")
     p.add_argument("--eval-full-every", type=int, default=0,
                    help="every image of --eval-data scored every this many steps too (default: never)")
     p.set_defaults(func=cmd_train)

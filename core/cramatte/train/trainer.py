@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from ..model.configs import get_config
@@ -60,6 +61,7 @@ class TrainOptions:
     eval_every: int = 500
     eval_count: int = 40
     eval_full_every: int = 0  # every image of `eval_data` scored every this many steps (0: never)
+    ema: float = 0.0  # decay of an exponential moving average of the weights, kept beside them (0: none)
 
     def __post_init__(self):
         inf = math.inf
@@ -69,7 +71,8 @@ class TrainOptions:
                             "checkpoint_every": (1, inf, True), "schedule_minutes": (0, inf, False),
                             "real_prob": (0, 1, False), "zoom_prob": (0, 1, False), "whole_prob": (0, 1, False),
                             "far": (0, 1000, False), "threads": (0, inf, True), "eval_every": (1, inf, True),
-                            "eval_count": (1, inf, True), "eval_full_every": (0, inf, True)})
+                            "eval_count": (1, inf, True), "eval_full_every": (0, inf, True),
+                            "ema": (0, 1, False)})
 
 
 def build_data(opts: TrainOptions, log=print) -> MattingData:
@@ -136,8 +139,10 @@ def _lr_factor(step: int, seconds: float, opts: TrainOptions) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
 
 
-def _save_checkpoint(path: Path, model, optim, step: int, seconds: float, opts: TrainOptions) -> None:
+def _save_checkpoint(path: Path, model, optim, step: int, seconds: float, opts: TrainOptions, ema=None) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()})
     opt_state = optim.state_dict()
     for pid, state in opt_state["state"].items():
         for key, value in state.items():
@@ -150,14 +155,21 @@ def _save_checkpoint(path: Path, model, optim, step: int, seconds: float, opts: 
     tmp.replace(path)
 
 
-def _load_checkpoint(path: Path, model, optim) -> tuple:
-    """Restore model, optimiser and RNG in place; returns (step, training seconds so far)."""
+def _load_checkpoint(path: Path, model, optim, ema=None, log=print) -> tuple:
+    """Restore model, optimiser, weight average and RNG in place; returns (step, training seconds so far).
+    A checkpoint without a weight average starts one from its weights."""
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()
     tensors = load_file(str(path))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if ema is not None:
+        averaged = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+        if averaged:
+            ema.load_state_dict(averaged)
+        else:
+            log(f"no weight average in {path}: it starts from the weights of step {meta['step']}")
     state: dict = {}
     for k, v in tensors.items():
         if k.startswith("optim."):
@@ -179,25 +191,24 @@ def _init_from(model: CramatteNet, path: str, log) -> None:
     log(f"initialised {len(state)}/{len(own)} tensors from {path}" + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
 
 
-def _log_score(out: Path, model, pairs: list, step: int, seconds: float, opts: TrainOptions, log) -> None:
-    """Score eval images (the subset or the whole set) and append a row to `eval.csv`."""
+def _log_score(path: Path, model, pairs: list, step: int, seconds: float, opts: TrainOptions, log) -> None:
+    """Score eval images (the subset or the whole set) and append a row to `path` (a CSV)."""
     tick = time.monotonic()
     result = score(model, pairs, opts.config)
-    path = out / "eval.csv"
     new = not path.exists()
     with path.open("a", newline="") as f:
         w = csv.writer(f)
         if new:
             w.writerow(["step", "seconds", "mad", "iou", "images"])
         w.writerow([step, seconds, round(result["mad"], 3), round(result["iou"], 4), len(pairs)])
-    log(f"step {step}: {len(pairs)} eval images MAD {result['mad']:.2f} IoU {result['iou']:.4f} "
+    log(f"step {step}: {len(pairs)} eval images ({path.stem}) MAD {result['mad']:.2f} IoU {result['iou']:.4f} "
         f"({time.monotonic() - tick:.0f} s)")
 
 
 def _trim_logs(out: Path, step: int) -> None:
     """Drop the rows of log.csv and eval.csv past `step`: written after the last checkpoint by a run
     that was then stopped (Ctrl-C, SIGTERM, a kill), they come again when it resumes."""
-    for path in (out / "log.csv", out / "eval.csv"):
+    for path in (out / "log.csv", out / "eval.csv", out / "eval_ema.csv"):
         if path.exists():
             lines = path.read_text().splitlines(keepends=True)
             keep = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= step]
@@ -240,9 +251,10 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
               {"params": [p for p in params if id(p) not in trunk], "lr": opts.lr}]
     optim = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=0.01)
     base_lrs = [g["lr"] for g in optim.param_groups]
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(opts.ema), use_buffers=True) if opts.ema else None
 
     ckpt = out / "last.safetensors"
-    step, seconds = _load_checkpoint(ckpt, model, optim) if ckpt.exists() else (opts.start_step, 0.0)
+    step, seconds = _load_checkpoint(ckpt, model, optim, ema, log) if ckpt.exists() else (opts.start_step, 0.0)
     if ckpt.exists():
         _trim_logs(out, step)
         log(f"resumed from {ckpt} at step {step}")
@@ -294,6 +306,8 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optim.step()
+        if ema is not None:
+            ema.update_parameters(model)
         step += 1
         row = {"step": step, "seconds": round(seconds + clock() - start, 1), "lr": optim.param_groups[-1]["lr"],
                "loss": float(loss.detach()), **{k: round(float(v.detach()), 5) for k, v in terms.items()},
@@ -306,14 +320,20 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
         if step % 10 == 0:
             log(f"step {step} loss {row['loss']:.4f} ({row['seconds']} s)")
         if step % opts.checkpoint_every == 0:
-            _save_checkpoint(ckpt, model, optim, step, seconds + clock() - start, opts)
+            _save_checkpoint(ckpt, model, optim, step, seconds + clock() - start, opts, ema)
         for pairs, every in ((eval_pairs, opts.eval_every), (all_pairs, opts.eval_full_every)):
             if pairs and every and step % every == 0:
                 tick = clock()
-                _log_score(out, model, pairs, step, row["seconds"], opts, log)
+                _log_score(out / "eval.csv", model, pairs, step, row["seconds"], opts, log)
+                if ema is not None:
+                    _log_score(out / "eval_ema.csv", ema.module, pairs, step, row["seconds"], opts, log)
                 start += clock() - tick  # scoring is not training time
-    _save_checkpoint(ckpt, model, optim, step, seconds + clock() - start, opts)
+    _save_checkpoint(ckpt, model, optim, step, seconds + clock() - start, opts, ema)
     log_file.close()
     final = out / "model.safetensors"
-    save_model(model.to("cpu", memory_format=torch.contiguous_format), final, cfg.arch, {"config": opts.config, "step": str(step)})
+    meta = {"config": opts.config, "step": str(step)}
+    if ema is not None:
+        save_model(ema.module.to("cpu", memory_format=torch.contiguous_format), out / "ema.safetensors", cfg.arch,
+                   {**meta, "ema": str(opts.ema)})
+    save_model(model.to("cpu", memory_format=torch.contiguous_format), final, cfg.arch, meta)
     return final

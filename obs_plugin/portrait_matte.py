@@ -309,7 +309,7 @@ class PortraitMatte:
             lib.gs_texture_set_image(self.alpha_tex, alpha.ctypes.data, w, False)
             self.alpha_version = version
         self._draw(lib.gs_texrender_get_texture(self.frames[show]), live, w, h)
-        self._release(min(show, fid if self.awaiting is None else self.awaiting))  # _choose may clear it
+        self._release(self._oldest_needed(fid, show, mattes))
 
     def _take(self, w: int, h: int):
         """A texrender for the next source frame: a spare one, a new one while under the memory budget,
@@ -326,6 +326,11 @@ class PortraitMatte:
             self.spare.append(self.frames.pop(old))
         while len(self.spare) > 2:
             lib.gs_texrender_destroy(self.spare.pop())
+
+    def _oldest_needed(self, fid: int, show: int, mattes: list) -> int:
+        """The oldest frame that may be shown again: the one shown now, the newest matte's own (shown
+        again while the worker falls behind) and the one the worker is matting (`_choose` may clear it)."""
+        return min(show, mattes[-1][0], fid if self.awaiting is None else self.awaiting)
 
     def _choose(self, fid: int, mattes: list) -> tuple:
         """(frame number to show, its matte entry) for this render."""

@@ -101,6 +101,32 @@ def test_render_never_waits_for_the_model(fake):
     assert render_until(fake, key, lambda: fake.filter_ends > 0)
 
 
+@pytest.mark.parametrize("every", [1, 2, 3])
+def test_a_frame_is_shown_with_its_own_matte_or_one_at_most_n_minus_1_older(fake, every):
+    """Frame-accurate timing with a worker slower than the video, its latency varying (3-8 frames):
+    each frame shown carries its own matte or, with "compute every N", one at most N-1 frames older;
+    when the worker falls further behind, the newest frame that has a matte is shown again."""
+    filt = portrait_matte.PortraitMatte(1)
+    filt.settings = {**SETTINGS, "sync": "frame", "every": every}
+    rng = np.random.default_rng(every)
+    mattes, job, ready, version, repeats = [], None, 0, 0, 0
+    for fid in range(1, 400):
+        filt.frames[fid] = fake.gs_texrender_create(0, 0)
+        if job is not None and fid >= ready:
+            version += 1
+            mattes, job = (mattes + [(job, None, version)])[-16:], None
+        if job is None and fid % every == 0:
+            job, ready, filt.awaiting = fid, fid + int(rng.integers(3, 9)), fid
+        if not mattes:
+            continue
+        show, (tag, _, _) = filt._choose(fid, mattes)
+        assert show in filt.frames and 0 <= show - tag < every, (fid, show, tag)
+        repeats += show == tag and show < fid - filt.delay
+        filt._release(filt._oldest_needed(fid, show, mattes))
+        assert len(filt.frames) <= 2 * 8 + every  # kept frames stay within the matte's latency
+    assert repeats > 0  # the worker did fall behind, and frames were shown again
+
+
 def test_settings_change_the_shader_mode(fake):
     key = portrait_matte._info.create(fake.settings(SETTINGS), 1)
     assert render_until(fake, key, lambda: fake.filter_ends > 0)

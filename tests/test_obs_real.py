@@ -163,17 +163,20 @@ def test_moving_subject_has_the_matte_of_the_frame_shown(obs_run):
     latency = _motion_scores(results, "latency")
     assert len(latency) >= 8 and min(iou for _, iou in latency) < 0.95, latency
     assert 1 <= data["motion_delay_frames"] <= 90  # within the frames the filter may keep
-    # every 2nd frame matted: the frames between hold the matte of an earlier frame (a measurement: a held
-    # matte trails by a frame, and across the clip's loop it belongs to the other end of the clip)
+    # every 2nd frame matted: the frames between hold the matte of the frame before (trailing the subject
+    # by one frame: IoU ~0.95), never an older one (a worker behind shows a matted frame again); only
+    # across the clip's loop does a held matte belong to the other end of the clip
     every2 = _motion_scores(results, "frame-every2")
     print("IoU, matte every 2nd frame:", sorted(round(iou, 3) for _, iou in every2))
-    assert len(every2) >= 8 and float(np.median([iou for _, iou in every2])) >= 0.9, every2
+    assert len(every2) >= 8 and sum(iou >= 0.9 for _, iou in every2) >= 0.75 * len(every2), every2
 
 
 def test_obs_quits_cleanly_with_the_worker_running(obs_run):
     results, _, log = obs_run
-    hang = results / "obs_hang.txt"
-    report = f"\n{log[-3000:]}\n{hang.read_text(errors='replace')[-12000:]}" if hang.exists() else log[-3000:]
+    # the window closed; every thread's stack where it hung (gdb attached) or crashed (its core)
+    files = ("obs_quit.txt", "obs_hang.txt", "obs_crash.txt")
+    reports = [(results / f).read_text(errors="replace")[-12000:] for f in files if (results / f).exists()]
+    report = "\n".join([log[-3000:], *reports])
     assert (results / "obs_exit").read_text().strip() == "exited 0", report
     assert "script unloaded, workers stopped" in log
     assert "Number of memory leaks: 0" in log

@@ -2,18 +2,20 @@
 # Issue 22's long run: one cosine over several stretches of work. Each call trains MINUTES more,
 # resuming exactly from the checkpoint under ~/.cache/cramatte/runs/NAME, then copies the run's
 # learning curve into docs/runs/ (commit it). If the checkpoint is gone but the curve is committed,
-# the schedule goes on from the committed weights at the step where the curve stops, and says so.
-# usage: bash scripts/long_run.sh MINUTES   (run from the checkout, with cramatte[train] installed)
+# the schedule goes on from the committed weights (INIT, default the shipped ones) at step START
+# (default where the curve stops), with a fresh optimiser, and says so; the curve past START is dropped.
+# usage: [INIT=weights.safetensors START=step] bash scripts/long_run.sh MINUTES
+#        (run from the checkout, with cramatte[train] installed)
 set -euo pipefail
 minutes=$1
 name=long1 steps=30000
 data=${CRAMATTE_DATA:-../shared/data}
 runs=${CRAMATTE_RUNS:-$HOME/.cache/cramatte/runs}
 out=$runs/$name curve=docs/runs/${name}_log.csv
-init=core/cramatte/weights/cramatte.safetensors  # the last committed weights
+init=${INIT:-core/cramatte/weights/cramatte.safetensors}  # the last committed weights
 start=0
 if [ ! -f "$out/last.safetensors" ] && [ -f "$curve" ]; then
-    start=$(tail -n 1 "$curve" | cut -d, -f1)
+    start=${START:-$(tail -n 1 "$curve" | cut -d, -f1)}
     echo "checkpoint of $name is gone: going on from $init at step $start, with a fresh optimiser" >&2
     mkdir -p "$out" && cp "$curve" "$out/log.csv" && cp "docs/runs/${name}_eval.csv" "$out/eval.csv" \
         && cp "docs/runs/${name}_eval_ema.csv" "$out/eval_ema.csv" 2>/dev/null || true

@@ -207,7 +207,8 @@ def _log_score(path: Path, model, pairs: list, step: int, seconds: float, opts: 
 
 def _trim_logs(out: Path, step: int) -> None:
     """Drop the rows of log.csv and eval.csv past `step`: written after the last checkpoint by a run
-    that was then stopped (Ctrl-C, SIGTERM, a kill), they come again when it resumes."""
+    that was then stopped (Ctrl-C, SIGTERM, a kill), or after the weights a lost run goes on from,
+    they come again when it resumes."""
     for path in (out / "log.csv", out / "eval.csv", out / "eval_ema.csv"):
         if path.exists():
             lines = path.read_text().splitlines(keepends=True)
@@ -216,6 +217,14 @@ def _trim_logs(out: Path, step: int) -> None:
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text("".join(keep))
                 tmp.replace(path)
+
+
+def _logged_seconds(path: Path) -> float:
+    """Training seconds of the last row of a run's log.csv (0 without one): a lost run's clock goes on."""
+    if not path.exists():
+        return 0.0
+    rows = path.read_text().splitlines()
+    return float(rows[-1].split(",")[1]) if len(rows) > 1 else 0.0
 
 
 def _set_stage(model: CramatteNet, stage: str) -> None:
@@ -255,10 +264,11 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
 
     ckpt = out / "last.safetensors"
     step, seconds = _load_checkpoint(ckpt, model, optim, ema, log) if ckpt.exists() else (opts.start_step, 0.0)
+    _trim_logs(out, step)
     if ckpt.exists():
-        _trim_logs(out, step)
         log(f"resumed from {ckpt} at step {step}")
     elif step:
+        seconds = _logged_seconds(out / "log.csv")
         log(f"no checkpoint in {out}: the schedule begins at step {step} with fresh optimiser state")
     data = Batches(build_data(opts, log), opts.batch, opts.whole_prob, cfg.internal)
     loader = DataLoader(data, batch_size=None, sampler=ResumableSampler(step), num_workers=opts.workers,

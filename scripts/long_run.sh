@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Issue 22's long run: one cosine over several stretches of work. Each call trains MINUTES more,
 # resuming exactly from the checkpoint under ~/.cache/cramatte/runs/NAME, then copies the run's
-# learning curve into docs/runs/ (commit it). If the checkpoint is gone but the curve is committed,
-# the schedule goes on from the committed weights (INIT, default the shipped ones) at step START
-# (default where the curve stops), with a fresh optimiser, and says so; the curve past START is dropped.
+# learning curve and its last weights into docs/runs/ (commit them). If the checkpoint is gone (a new
+# machine) but the curve is committed, the schedule goes on from the committed weights (INIT, default
+# the run's last ones, else the shipped ones) at step START (default where the curve stops), with a
+# fresh optimiser, and says so; the curve past START is dropped.
 # usage: [INIT=weights.safetensors START=step] bash scripts/long_run.sh MINUTES
 #        (run from the checkout, with cramatte[train] installed)
 set -euo pipefail
@@ -12,7 +13,8 @@ name=long1 steps=30000
 data=${CRAMATTE_DATA:-../shared/data}
 runs=${CRAMATTE_RUNS:-$HOME/.cache/cramatte/runs}
 out=$runs/$name curve=docs/runs/${name}_log.csv
-init=${INIT:-core/cramatte/weights/cramatte.safetensors}  # the last committed weights
+last=docs/runs/${name}_last.safetensors  # the weights at the curve's last step
+init=${INIT:-$( [ -f "$last" ] && echo "$last" || echo core/cramatte/weights/cramatte.safetensors )}
 start=0
 if [ ! -f "$out/last.safetensors" ] && [ -f "$curve" ]; then
     start=${START:-$(tail -n 1 "$curve" | cut -d, -f1)}
@@ -26,6 +28,7 @@ cramatte train realtime --data "$data/portraits" --cutouts "$data/cutouts" --bac
     --exclude docs/bad_labels.csv --eval-data "$data/dev_real" --eval-every 500 --eval-count 40 --eval-full-every 1000 \
     --ema 0.999
 cp "$out/log.csv" "$curve"
+cp "$out/model.safetensors" "$last"
 for f in eval eval_ema; do
     if [ -f "$out/$f.csv" ]; then cp "$out/$f.csv" "docs/runs/${name}_$f.csv"; fi
 done

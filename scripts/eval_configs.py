@@ -4,9 +4,10 @@ size and the region budget (the levers of the model card).
     python scripts/eval_configs.py --data ../shared/data/dev ../shared/data/dev_real [--model M.onnx]
         [--configs realtime fast quality] [--variants] [--sources]
 
-Prints one row per configuration and set: MAD x1e3, Grad (/1000, sigma 1.4), IoU, SAD and the share of
-partly transparent pixels (beside the truth's), as `cramatte eval` computes them, and with --sources the
-MAD of each source (the CPU default: the shipped int8 graphs unless --model says otherwise).
+Prints one row per configuration and set: MAD x1e3, Grad (/1000, sigma 1.4), IoU, SAD, the share of
+partly transparent pixels (beside the truth's) and the haze (mean alpha far from the subject, x1e3), as
+`cramatte eval` computes them, and with --sources the MAD of each source (the CPU default: the shipped
+int8 graphs unless --model says otherwise).
 """
 import argparse
 import contextlib
@@ -38,7 +39,7 @@ def main():
     configs = {name: get_config(name) for name in args.configs}
     if args.variants:
         configs.update(VARIANTS)
-    print(f"{'configuration':32} {'set':10} {'MAD':>7} {'Grad':>7} {'IoU':>7} {'SAD':>6} {'soft %':>6}")
+    print(f"{'configuration':32} {'set':10} {'MAD':>7} {'Grad':>7} {'IoU':>7} {'SAD':>6} {'soft %':>6} {'haze':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, cfg in configs.items():
             matter = Matter(args.model, config=cfg, backend=args.backend, device="cpu")
@@ -46,7 +47,7 @@ def main():
                 with contextlib.redirect_stdout(io.StringIO()):
                     r = evaluate(data, out=Path(tmp), matter=matter, sheet_rows=0, worst=0)
                 print(f"{name:32} {Path(data).name:10} {r['mad']:7.2f} {r['grad']:7.4f} {r['iou']:7.4f} "
-                      f"{r['sad']:6.2f} {100 * r['soft']:6.1f}  (truth {100 * r['soft_gt']:.1f}%)", flush=True)
+                      f"{r['sad']:6.2f} {100 * r['soft']:6.1f} {r['far']:6.2f}  (truth soft {100 * r['soft_gt']:.1f}%)", flush=True)
                 if args.sources and r["sources"]:
                     print("    " + ", ".join(f"{k} {m:.1f} ({n})" for k, (m, n) in r["sources"].items()), flush=True)
 

@@ -104,3 +104,16 @@ def test_soft_share_and_mad_by_source():
     rows = [{"image": "lfw__a.jpg", "mad": 50.0}, {"image": "lfw__b.jpg", "mad": 30.0},
             {"image": "ccp__c.jpg", "mad": 10.0}, {"image": "plain.jpg", "mad": 99.0}]
     assert by_source(rows) == {"lfw": (40.0, 2), "ccp": (10.0, 1)}
+
+
+def test_far_alpha_sees_haze_away_from_the_subject_only():
+    gt = np.zeros((100, 200), np.float32)
+    gt[40:60, 90:110] = 1
+    pred = gt.copy()
+    pred[35:40, 90:110] = 0.5  # a soft edge next to the subject is not haze
+    assert metrics.far_alpha(pred, gt) == 0
+    pred[:5, :5] = 1  # a blob in the corner, 25 of the far pixels
+    far = (np.hypot(*np.meshgrid(np.arange(200) - np.clip(np.arange(200), 90, 109),
+                                 np.arange(100) - np.clip(np.arange(100), 40, 59))) > 10).sum()
+    assert metrics.far_alpha(pred, gt) == pytest.approx(25 / far * 1e3, rel=0.05)
+    assert np.isnan(metrics.far_alpha(pred, np.ones_like(gt)))  # nothing is far from a full-frame subject

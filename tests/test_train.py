@@ -119,3 +119,14 @@ def test_lowres_stage_with_whole_frames_scores_as_it_goes(tmp_path):
     assert any("running_mean" in k for k in refiner)  # the refiner never ran: not even its BatchNorm statistics moved
     assert all(torch.equal(weights[k], start[k]) for k in refiner)
     assert not all(torch.equal(weights[k], start[k]) for k in weights if k.startswith("lowres."))
+
+
+def test_bf16_only_where_the_hardware_computes_it():
+    cpu = torch.device("cpu")
+    assert trainer.autocast_dtype(cpu, "fp32") is None
+    assert trainer.autocast_dtype(cpu, "bf16") is torch.bfloat16
+    for native, dtype in ((False, None), (True, torch.bfloat16)):  # AVX2 only: emulated bf16, 15x slower
+        with mock.patch.object(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", return_value=native):
+            assert trainer.autocast_dtype(cpu) is dtype
+    with pytest.raises(ValueError, match="fp16.*auto, bf16, fp32"):
+        trainer.autocast_dtype(cpu, "fp16")

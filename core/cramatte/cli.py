@@ -86,7 +86,7 @@ def cmd_train(args) -> int:
                         size=args.size, lr=args.lr, seed=args.seed, stage=args.stage, workers=args.workers,
                         max_minutes=args.max_minutes, start_step=args.start_step, init_trunk=args.init_trunk or "",
                         init_weights=args.init_weights or "", schedule_minutes=args.schedule_minutes,
-                        device=args.device, real_prob=args.real_prob, zoom_prob=args.zoom_prob,
+                        device=args.device, precision=args.precision, real_prob=args.real_prob, zoom_prob=args.zoom_prob,
                         warmup=args.warmup, whole_prob=args.whole_prob, far=args.far, exclude=args.exclude or "",
                         hard=args.hard or "", store=args.store or "", threads=args.threads, eval_data=args.eval_data or "",
                         eval_every=args.eval_every, eval_count=args.eval_count,
@@ -235,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "photos drawn in proportion to its square root")
     p.add_argument("--store", help="folder for the training items prepared once (default: the user cache)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: every core)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="bf16 autocast or fp32 (default: bf16 where the CPU or GPU computes it natively)")
     p.add_argument("--eval-data", help="a matting set scored every --eval-every steps into OUT/eval.csv")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--eval-count", type=int, default=40, help="images of --eval-data scored (every third)")

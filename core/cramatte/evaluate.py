@@ -6,12 +6,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .metrics import all_metrics
+from .metrics import all_metrics, far_alpha
 from .temporal import STRENGTH
 from .io import read_alpha
 from .train.data import find_pairs
 
-COLUMNS = ["sad", "mse", "mad", "grad", "conn", "iou", "sad_u", "mse_u", "mad_u", "grad_u", "conn_u", "soft", "soft_gt"]
+COLUMNS = ["sad", "mse", "mad", "grad", "conn", "iou", "sad_u", "mse_u", "mad_u", "grad_u", "conn_u", "soft", "soft_gt", "far"]
 
 
 def soft_share(alpha: np.ndarray) -> float:
@@ -80,7 +80,8 @@ def evaluate(data, out="runs/eval", model=None, config: str = "realtime", backen
         start = time.perf_counter()
         pred = matter(frame, colorspace=space).alpha
         seconds += time.perf_counter() - start
-        m = {**all_metrics(pred, gt), "soft": soft_share(pred), "soft_gt": soft_share(gt)}
+        m = {**all_metrics(pred, gt), "soft": soft_share(pred), "soft_gt": soft_share(gt),
+             "far": far_alpha(pred, gt)}
         rows.append({"image": image_path.name, **{k: round(m[k], 5) for k in COLUMNS}})
         view = [to_unit_float(frame[None])[0], gt, pred, np.abs(pred - gt)]
         if len(sheet) < sheet_rows:
@@ -92,13 +93,14 @@ def evaluate(data, out="runs/eval", model=None, config: str = "realtime", backen
         w.writerows(rows)
     contact_sheet(sheet, out / "sheet.png")
     contact_sheet([r[2] for r in worst_rows], out / "worst.png", width=7 * 200)
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in COLUMNS}
+    mean = {k: float(np.nanmean([r[k] for r in rows])) for k in COLUMNS}  # far: NaN where nothing is far
     mean["s_per_image"] = seconds / len(rows)
     print(f"{len(rows)} images, {matter.config.name}, {matter.backend.name} on {matter.backend.device}")
     print("        " + " ".join(f"{k:>8}" for k in ("SAD", "MSE", "MAD", "Grad", "Conn", "IoU")))
     print("whole   " + " ".join(f"{mean[k]:8.3f}" for k in ("sad", "mse", "mad", "grad", "conn", "iou")))
     print("unknown " + " ".join(f"{mean[k + '_u']:8.3f}" for k in ("sad", "mse", "mad", "grad", "conn")))
     print(f"partly transparent pixels: {100 * mean['soft']:.1f}% (the truth's: {100 * mean['soft_gt']:.1f}%)")
+    print(f"haze: mean alpha far from the subject {mean['far']:.2f} (x1e3; 0 is clean)")
     mean["sources"] = by_source(rows)
     if mean["sources"]:
         print("MAD by source: " + ", ".join(f"{k} {m:.1f} ({n})" for k, (m, n) in mean["sources"].items()))

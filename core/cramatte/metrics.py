@@ -66,6 +66,14 @@ def iou(pred, gt, threshold: float = 0.5):
     return float((p & g).sum() / union) if union else 1.0
 
 
+def far_alpha(pred, gt, margin: float = 0.1) -> float:
+    """Haze: mean predicted alpha (x1e3) over the pixels farther than `margin` of the frame's short side
+    from anything the truth keeps (alpha > 0.01); NaN when the truth leaves no such pixel."""
+    empty = (gt <= 0.01).astype(np.uint8)
+    far = cv2.distanceTransform(empty, cv2.DIST_L2, 5) > margin * min(gt.shape)
+    return float(pred[far].mean() * 1e3) if far.any() else float("nan")
+
+
 def dtssd(preds, gts):
     """Temporal coherence of a sequence [T, H, W]: mean over t of sqrt(mean((dp_t - dg_t)^2)) x1e2."""
     preds, gts = np.asarray(preds, np.float64), np.asarray(gts, np.float64)

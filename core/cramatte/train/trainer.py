@@ -24,6 +24,7 @@ from .losses import TERMS, matting_loss
 from .store import open_store
 
 STAGES = ("joint", "lowres", "refiner")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass
@@ -49,6 +50,7 @@ class TrainOptions:
     init_weights: str = ""
     schedule_minutes: float = 0.0  # > 0: the cosine spans this much training time (across resumes), then stop
     device: str = "auto"
+    precision: str = "auto"  # bf16 autocast where the device computes bf16 natively, else fp32
     real_prob: float = 0.3  # share of photos that keep their own background (the rest are composited)
     zoom_prob: float = 0.0  # share of those shown whole and smaller (person size as in a whole frame)
     whole_prob: float = 0.0  # share of batches of whole photos at the runtime's low-res input shape
@@ -227,6 +229,18 @@ def _logged_seconds(path: Path) -> float:
     return float(rows[-1].split(",")[1]) if len(rows) > 1 else 0.0
 
 
+def autocast_dtype(device: torch.device, precision: str = "auto"):
+    """torch.bfloat16 or None (fp32). "auto" takes bf16 only where the hardware computes it: on a CPU
+    with AVX-512 but not on one with only AVX2, where oneDNN emulates it and a joint step took 15 s
+    instead of 1 s in fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        native = torch.cuda.is_bf16_supported() if device.type == "cuda" else torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        precision = "bf16" if native else "fp32"
+    return torch.bfloat16 if precision == "bf16" else None
+
+
 def _set_stage(model: CramatteNet, stage: str) -> None:
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
@@ -280,11 +294,12 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
     lr_sizes = [s for s in range(opts.size // 2, opts.size + 1, 32) if s % 32 == 0] or [opts.size]
     log_file = (out / "log.csv").open("a", newline="", buffering=1)  # a row on disk per step, whatever stops us
     writer = None
-    bf16 = torch.autocast(device.type, dtype=torch.bfloat16)
+    dtype = autocast_dtype(device, opts.precision)
+    cast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
     start = clock()
     it = iter(loader)
     it = itertools.chain([next(it)], it)  # workers started: the clock counts training time only
-    log(f"first batch after {clock() - start:.0f} s ({opts.workers} workers)")
+    log(f"first batch after {clock() - start:.0f} s ({opts.workers} workers, {'fp32' if dtype is None else 'bf16'})")
     start = clock()
     while step < (min(opts.steps, opts.stop_at) if opts.stop_at else opts.steps):
         now = seconds + clock() - start
@@ -302,7 +317,7 @@ def train(opts: TrainOptions, log=print, clock=time.monotonic) -> Path:
         # Whole frames come at their low-res shape and train the low-res network alone, as does the
         # low-res stage: the refiner's forward pass would be wasted work there.
         coarse_only = opts.stage == "lowres" or "image_lr" in batch
-        with bf16:
+        with cast:
             if "image_lr" in batch:
                 out_aux = {"logits": model.coarse(batch["image_lr"].contiguous(memory_format=torch.channels_last))[0]}
             else:

@@ -149,7 +149,8 @@ def quantize_int8(onnx_path, images, out, config: str = "realtime", overwrite: b
     it (on the dev set an int8 refiner cost 1.8 MAD x1e3 for 3 ms at 1080p; the low-res network 0.6).
     The transformer blocks stay fp32: in int8 their softmax alone took longer than all their fp32 work.
     Weights are uint8 like the activations: with int8 weights, CPUs without VNNI (AVX2 only) saturate
-    16-bit sums in ONNX Runtime's u8s8 kernel (dev_real MAD +3.4 against fp32 there, +0.9 with VNNI)."""
+    16-bit sums in ONNX Runtime's u8s8 kernel (dev_real MAD +3.4 against fp32 there, +0.9 with VNNI);
+    symmetric, so every channel shares one zero point, as older ONNX Runtimes (Nuke's) require."""
     import shutil
 
     from .backends import refiner_path
@@ -200,9 +201,34 @@ def _quantize(onnx_path, images, config: str, out: Path) -> None:
             transformer = [n.name for n in onnx.load(os.fspath(pre)).graph.node if n.name.startswith("/lowres/blocks/")]
             quantize_static(os.fspath(pre), os.fspath(out), Feeds(recorder.feeds), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QUInt8,
-                            nodes_to_exclude=transformer)
+                            extra_options={"WeightSymmetric": True}, nodes_to_exclude=transformer)
         finally:
             root.setLevel(level)
+    _one_zero_point_per_weight(out)
+
+
+def _one_zero_point_per_weight(path: Path) -> None:
+    """The symmetric quantiser gives an all-zero channel (a dead filter) zero point 0 and value 0, the
+    others 128; rewrite it as 128 and 128 (still exactly 0), so every weight has a single zero point."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(os.fspath(path))
+    tensors = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear" or len(node.input) < 3 or node.input[0] not in tensors:
+            continue
+        q, zp = (numpy_helper.to_array(tensors[n]).copy() for n in (node.input[0], node.input[2]))
+        if zp.size < 2 or zp.dtype != np.uint8 or (zp == 128).all():
+            continue
+        channels = np.moveaxis(q, next((a.i for a in node.attribute if a.name == "axis"), 1), 0)  # a view
+        dead = zp != 128
+        assert (channels[dead] == zp[dead].reshape(-1, *[1] * (q.ndim - 1))).all(), node.name  # zero weights only
+        channels[dead], zp[:] = 128, 128
+        for name, array in ((node.input[0], q), (node.input[2], zp)):
+            tensors[name].CopyFrom(numpy_helper.from_array(array, name))
+    onnx.save(model, os.fspath(path))
 
 
 class NukeMatte(nn.Module):

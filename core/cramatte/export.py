@@ -224,7 +224,8 @@ def _one_zero_point_per_weight(path: Path) -> None:
             continue
         channels = np.moveaxis(q, next((a.i for a in node.attribute if a.name == "axis"), 1), 0)  # a view
         dead = zp != 128
-        assert (channels[dead] == zp[dead].reshape(-1, *[1] * (q.ndim - 1))).all(), node.name  # zero weights only
+        if not (channels[dead] == zp[dead].reshape(-1, *[1] * (q.ndim - 1))).all():
+            raise ValueError(f"{node.name}: a channel of non-zero weights has zero point {zp[dead][0]}, not 128")
         channels[dead], zp[:] = 128, 128
         for name, array in ((node.input[0], q), (node.input[2], zp)):
             tensors[name].CopyFrom(numpy_helper.from_array(array, name))

@@ -161,8 +161,9 @@ def test_a_ray_client_server_that_dies_at_its_start_is_met_with_a_new_connection
     client = cramatte.Cluster(address=f"ray://{address.split(':')[0]}:10001")
     monkeypatch.setattr(Worker, "_server_init", dies_first(1))
     report = cramatte.farm_files([tmp_path / "c.png"], tmp_path / "out", cluster=client, progress=False)
-    assert [p.name for p in report.written] == ["c_alpha.png"] and not report.failed and len(calls) == 2
-    assert capsys.readouterr().err.count("connecting again") == 1 and not ray.is_initialized()
+    # the real server may die at its start as well (CI met it once): one more connection then
+    assert [p.name for p in report.written] == ["c_alpha.png"] and not report.failed and len(calls) in (2, 3)
+    assert capsys.readouterr().err.count("connecting again") == len(calls) - 1 and not ray.is_initialized()
     calls.clear()
     monkeypatch.setattr(Worker, "_server_init", dies_first(9))
     with pytest.raises(ConnectionAbortedError, match="Initialization failure"):

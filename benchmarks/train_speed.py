@@ -1,10 +1,11 @@
 """Training throughput: where a step's time goes, and samples per second of `cramatte train`.
 
-    python benchmarks/train_speed.py --data ../shared/data [--steps 40] [--baseline /path/to/old/checkout]
+    python benchmarks/train_speed.py --data ../shared/data [--steps 40] [--baseline /path/to/old/checkout] [--bf16]
 
 1. A step, in process: the data (a batch from the loader's dataset), the forward and the backward pass,
    for a joint step (crops, refiner included), a low-res step on crops and one on whole frames,
-   each in bf16 autocast and in fp32.
+   in fp32, and in bf16 autocast where the CPU computes it natively (--bf16 forces it: on an AVX2-only
+   CPU oneDNN emulates bf16 and the profile takes minutes).
 2. `cramatte train` end to end (one loader worker, as by default), joint and low-res stages: samples
    per second over the steps after the first ten, from its own log; with --baseline, the same
    commands run from another checkout (its `core/` on PYTHONPATH), and the ratio is printed.
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 
 
-def profile(data_root: Path, steps: int) -> None:
+def profile(data_root: Path, steps: int, precisions: tuple) -> None:
     from cramatte.model.configs import get_config
     from cramatte.model.matting import CramatteNet
     from cramatte.train.data import Batches
@@ -43,7 +44,7 @@ def profile(data_root: Path, steps: int) -> None:
     for name, whole, coarse in (("joint, crops", 0.0, False), ("low-res, crops", 0.0, True),
                                 ("low-res, whole frames", 1.0, True)):
         batches = Batches(data, 8, whole, cfg.internal)
-        for precision in ("bf16", "fp32"):
+        for precision in precisions:
             cast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
             times = []
             for step in range(steps):
@@ -86,10 +87,13 @@ def main():
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--baseline", help="another checkout of cramatte to compare with")
     p.add_argument("--skip-profile", action="store_true")
+    p.add_argument("--bf16", action="store_true", help="profile bf16 even where the CPU only emulates it")
     args = p.parse_args()
     data_root = Path(args.data)
     if not args.skip_profile:
-        profile(data_root, 12)
+        from cramatte.train.trainer import autocast_dtype
+        native = autocast_dtype(torch.device("cpu")) is not None
+        profile(data_root, 12, ("bf16", "fp32") if native or args.bf16 else ("fp32",))
     print(f"\n{'cramatte train':28} {'samples/s':>9} {'baseline':>9} {'ratio':>6}")
     for label, stage, extra in (("joint", "joint", []), ("low-res", "lowres", []),
                                 ("low-res, half whole frames", "lowres", ["--whole-prob", "0.5"])):

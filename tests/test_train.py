@@ -112,6 +112,7 @@ def test_lowres_stage_with_whole_frames_scores_as_it_goes(tmp_path):
     with open(tmp_path / "w" / "eval_ema.csv") as f:  # the weight average, scored beside them
         assert [(int(r["step"]), int(r["images"])) for r in csv.DictReader(f)] == [(8, 2), (16, 2), (16, 6)]
     assert all(0 <= float(r["mad"]) <= 1000 and 0 <= float(r["iou"]) <= 1 for r in scores)
+    assert all(0 <= float(r["haze"]) <= 1000 or r["haze"] == "nan" for r in scores)
     weights = load_file(str(final))
     torch.manual_seed(opts.seed)
     start = CramatteNet(**get_config("realtime").arch).state_dict()
@@ -119,6 +120,16 @@ def test_lowres_stage_with_whole_frames_scores_as_it_goes(tmp_path):
     assert any("running_mean" in k for k in refiner)  # the refiner never ran: not even its BatchNorm statistics moved
     assert all(torch.equal(weights[k], start[k]) for k in refiner)
     assert not all(torch.equal(weights[k], start[k]) for k in weights if k.startswith("lowres."))
+
+
+def test_a_resumed_log_keeps_its_columns(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "score", lambda *_: {"mad": 12.5, "iou": 0.9, "haze": 3.25})
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+    old.write_text("step,seconds,mad,iou,images\n500,60.0,13.0,0.9,40\n")  # written before the haze column
+    for path in (old, new):
+        trainer._log_score(path, None, [None] * 4, 1000, 120.0, TrainOptions(), log=lambda *_: None)
+    assert old.read_text().splitlines()[1:] == ["500,60.0,13.0,0.9,40", "1000,120.0,12.5,0.9,4"]
+    assert new.read_text().splitlines() == ["step,seconds,mad,iou,images,haze", "1000,120.0,12.5,0.9,4,3.25"]
 
 
 def test_bf16_only_where_the_hardware_computes_it():

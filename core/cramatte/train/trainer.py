@@ -109,16 +109,16 @@ def _worker_init(_) -> None:
 
 
 def score(model: CramatteNet, pairs: list, config: str) -> dict:
-    """Mean MAD (x1e3) and IoU of the model (fp32, eval mode) on (image, alpha) path pairs, as the
-    runtime mattes whole frames."""
+    """Mean MAD (x1e3), IoU and haze (`metrics.far_alpha`, over the images that have a far region) of the
+    model (fp32, eval mode) on (image, alpha) path pairs, as the runtime mattes whole frames."""
     from .. import io
-    from ..metrics import iou, mad
+    from ..metrics import far_alpha, iou, mad
     from ..model.configs import get_config
 
     cfg = get_config(config)
     was_training = model.training
     model.eval()
-    mads, ious = [], []
+    mads, ious, hazes = [], [], []
     with torch.no_grad():
         for image_path, alpha_path in pairs:
             rgb, gt = io.read_rgb(image_path), io.read_alpha(alpha_path)
@@ -129,8 +129,10 @@ def score(model: CramatteNet, pairs: list, config: str) -> dict:
             pred = model(src, src_lr, torch.tensor(cfg.regions(h, w)))[0, 0].numpy()
             mads.append(mad(pred, gt))
             ious.append(iou(pred, gt))
+            hazes.append(far_alpha(pred, gt))
     model.train(was_training)
-    return {"mad": float(np.mean(mads)), "iou": float(np.mean(ious))}
+    haze = float(np.nanmean(hazes)) if not np.isnan(hazes).all() else float("nan")
+    return {"mad": float(np.mean(mads)), "iou": float(np.mean(ious)), "haze": haze}
 
 
 def _lr_factor(step: int, seconds: float, opts: TrainOptions) -> float:
@@ -197,14 +199,18 @@ def _log_score(path: Path, model, pairs: list, step: int, seconds: float, opts: 
     """Score eval images (the subset or the whole set) and append a row to `path` (a CSV)."""
     tick = time.monotonic()
     result = score(model, pairs, opts.config)
-    new = not path.exists()
+    values = {"step": step, "seconds": seconds, "mad": round(result["mad"], 3), "iou": round(result["iou"], 4),
+              "images": len(pairs), "haze": round(result["haze"], 3)}
+    # a run resumed from a log written before the haze column keeps that log's columns
+    header = path.read_text().split("\n", 1)[0] if path.exists() else ""
+    columns = header.split(",") if header else list(values)
     with path.open("a", newline="") as f:
         w = csv.writer(f)
-        if new:
-            w.writerow(["step", "seconds", "mad", "iou", "images"])
-        w.writerow([step, seconds, round(result["mad"], 3), round(result["iou"], 4), len(pairs)])
+        if not header:
+            w.writerow(columns)
+        w.writerow([values[c] for c in columns])
     log(f"step {step}: {len(pairs)} eval images ({path.stem}) MAD {result['mad']:.2f} IoU {result['iou']:.4f} "
-        f"({time.monotonic() - tick:.0f} s)")
+        f"haze {result['haze']:.2f} ({time.monotonic() - tick:.0f} s)")
 
 
 def _trim_logs(out: Path, step: int) -> None:

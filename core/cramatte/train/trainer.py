@@ -202,8 +202,11 @@ def _log_score(path: Path, model, pairs: list, step: int, seconds: float, opts: 
     values = {"step": step, "seconds": seconds, "mad": round(result["mad"], 3), "iou": round(result["iou"], 4),
               "images": len(pairs), "haze": round(result["haze"], 3)}
     # a run resumed from a log written before the haze column keeps that log's columns
-    header = path.read_text().split("\n", 1)[0] if path.exists() else ""
-    columns = header.split(",") if header else list(values)
+    header = []
+    if path.exists():
+        with path.open(newline="") as f:
+            header = next(csv.reader(f), [])
+    columns = header or list(values)
     with path.open("a", newline="") as f:
         w = csv.writer(f)
         if not header:
